@@ -1,0 +1,5 @@
+"""landslide: an experiment framework for rapid co-seismic landslide mapping.
+
+Reproduces and extends Yang et al., "A Generalized Deep Learning-Based Method for Rapid
+Co-Seismic Landslide Mapping", IEEE JSTARS 2024.
+"""

@@ -1,0 +1,1 @@
+"""Data on disk, patch sampling and the Lightning DataModule."""
