@@ -1,0 +1,219 @@
+"""The multi-domain DataModule: fixed sample pools per domain, mixed at configured counts."""
+
+import zlib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import rasterio
+from torch import Tensor
+from torch.utils.data import ConcatDataset, DataLoader
+
+from landslide.data.augmentation import RandomDihedralFlips
+from landslide.data.datasets import PatchDataset
+from landslide.data.layout import DomainFiles
+from landslide.data.sampling import Patch, SamplePool, sample_pool, train_part_size
+
+KNOWN, UNKNOWN = "known", "unknown"
+
+
+class LandslideDataModule(L.LightningDataModule):
+    """Training, validation and per-domain test data for the paper's experiments.
+
+    Each domain gets a fixed, seeded pool of balanced patches (``pool_size`` for known
+    domains, split ``1 - test_fraction`` : ``test_fraction`` into training and test parts as
+    in the paper; ``unknown_pool_size`` test patches for unknown domains). The training set
+    takes ``mix[domain]`` patches from each known domain's training part; ``val_fraction`` of
+    those are held out for validation (model selection by lowest validation loss), so a
+    domain contributes exactly ``mix[domain]`` samples to training and validation together
+    and none of them to any test set. Every domain, known or unknown, is a test set.
+
+    Args:
+        root: folder holding one sub-folder per domain (see :class:`DomainFiles`).
+        domains: domain configs by name (``conf/domain/*.yaml``): ``role`` is ``known`` or
+            ``unknown``; a ``world`` block holds the default world's generator parameters.
+        mix: training samples per known domain (``conf/domain_mix/*.yaml``).
+        world: ``{size, seed}`` to generate the default world under ``root`` on first use,
+            or None for prepared data that must already exist.
+        patch_size: patch side in pixels (the paper's 88).
+        pool_size: samples per known domain (the paper's 1000).
+        unknown_pool_size: test samples per unknown domain.
+        test_fraction: test share of a known domain's pool (the paper's 0.3).
+        val_fraction: share of each domain's mixed training samples held out for validation.
+        min_landslide_fraction: least landslide share of a positive patch.
+        batch_size: patches per batch (the paper's 5).
+        num_workers: DataLoader worker processes.
+        seed: seed of the pools and the validation split, independent of the training seed
+            so every model is tested on the same samples.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        domains: Mapping[str, Mapping[str, Any]],
+        mix: Mapping[str, int],
+        world: Mapping[str, int] | None = None,
+        patch_size: int = 88,
+        pool_size: int = 1000,
+        unknown_pool_size: int = 300,
+        test_fraction: float = 0.3,
+        val_fraction: float = 0.1,
+        min_landslide_fraction: float = 0.005,
+        batch_size: int = 5,
+        num_workers: int = 0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.root = Path(root)
+        self.domains = {name: dict(cfg) for name, cfg in domains.items()}
+        self.mix = dict(mix)
+        self.world = dict(world) if world is not None else None
+        self.patch_size = patch_size
+        self.pool_size = pool_size
+        self.unknown_pool_size = unknown_pool_size
+        self.test_fraction = test_fraction
+        self.val_fraction = val_fraction
+        self.min_landslide_fraction = min_landslide_fraction
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.seed = seed
+        self.augment = RandomDihedralFlips()
+        self._check_config()
+        self.pools: dict[str, SamplePool] = {}
+        self.train_patches: dict[str, tuple[Patch, ...]] = {}
+        self.val_patches: dict[str, tuple[Patch, ...]] = {}
+
+    @property
+    def test_domains(self) -> list[str]:
+        """Names of the test sets, in the order of :meth:`test_dataloader`."""
+        return list(self.domains)
+
+    def files(self, name: str) -> DomainFiles:
+        """The files of domain ``name``."""
+        return DomainFiles(self.root / name)
+
+    def _check_config(self) -> None:
+        for name, cfg in self.domains.items():
+            if cfg.get("role") not in (KNOWN, UNKNOWN):
+                raise ValueError(
+                    f"domain '{name}': role must be '{KNOWN}' or '{UNKNOWN}', "
+                    f"got {cfg.get('role')!r}; fix conf/domain/{name}.yaml"
+                )
+        known = [n for n, c in self.domains.items() if c["role"] == KNOWN]
+        train_pool = train_part_size(self.pool_size, self.test_fraction)
+        for name, count in self.mix.items():
+            if name not in self.domains:
+                raise ValueError(
+                    f"domain_mix names domain '{name}', which the data config does not "
+                    f"define (defined: {', '.join(self.domains)}); add conf/domain/{name}.yaml "
+                    "and list it in the data config, or fix the domain_mix"
+                )
+            if self.domains[name]["role"] != KNOWN:
+                raise ValueError(
+                    f"domain_mix takes training samples from '{name}', an unknown (test-only) "
+                    f"domain; train on known domains ({', '.join(known)})"
+                )
+            if not isinstance(count, int) or count < 0:
+                raise ValueError(f"domain_mix count for '{name}' must be an integer >= 0")
+            if count > train_pool:
+                raise ValueError(
+                    f"domain_mix asks for {count} '{name}' samples but its training pool holds "
+                    f"{train_pool} (data.pool_size={self.pool_size} x (1 - "
+                    f"data.test_fraction={self.test_fraction})); lower the count or raise "
+                    "data.pool_size"
+                )
+        if sum(self.mix.values()) == 0:
+            raise ValueError("domain_mix selects no training samples; give at least one count")
+
+    def prepare_data(self) -> None:
+        """Generate the default world on first use (cached), or check prepared data."""
+        if self.world is not None:
+            from landslide.world import ensure_world
+
+            ensure_world(
+                self.root,
+                self.domains,
+                {name: cfg["world"] for name, cfg in self.domains.items()},
+                size=int(self.world["size"]),
+                seed=int(self.world["seed"]),
+            )
+        for name in self.domains:
+            missing = self.files(name).missing()
+            if missing:
+                raise FileNotFoundError(
+                    f"domain '{name}': missing {', '.join(map(str, missing))}; prepare it "
+                    "(python prepare.py) or use data=default_world"
+                )
+
+    def _domain_seed(self, name: str) -> int:
+        # A stable per-domain seed (Python's hash() is randomised per process).
+        return self.seed * 1_000_003 + zlib.crc32(name.encode())
+
+    def setup(self, stage: str | None = None) -> None:
+        """Build the pools and the mixed training/validation sets (cheap, deterministic)."""
+        if self.pools:
+            return
+        for name, cfg in self.domains.items():
+            with rasterio.open(self.files(name).mask) as src:
+                mask = src.read(1)
+            known = cfg["role"] == KNOWN
+            self.pools[name] = sample_pool(
+                mask,
+                self.patch_size,
+                self.pool_size if known else self.unknown_pool_size,
+                self.test_fraction if known else 1.0,
+                self._domain_seed(name),
+                min_landslide_fraction=self.min_landslide_fraction,
+                name=name,
+            )
+        for name, count in self.mix.items():
+            chosen = self.pools[name].train[:count]
+            n_val = round(count * self.val_fraction)
+            # The pool alternates positive and negative patches: both parts stay balanced.
+            self.train_patches[name] = chosen[: count - n_val]
+            self.val_patches[name] = chosen[count - n_val :]
+
+    def _patch_sets(self, patches: Mapping[str, tuple[Patch, ...]]) -> ConcatDataset:
+        names = list(self.domains)
+        return ConcatDataset(
+            [
+                PatchDataset(self.files(name), items, self.patch_size, names.index(name))
+                for name, items in patches.items()
+                if items
+            ]
+        )
+
+    def _loader(self, dataset: ConcatDataset | PatchDataset, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self._patch_sets(self.train_patches), shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self._patch_sets(self.val_patches), shuffle=False)
+
+    def test_dataloader(self) -> list[DataLoader]:
+        names = list(self.domains)
+        return [
+            self._loader(
+                PatchDataset(self.files(n), self.pools[n].test, self.patch_size, names.index(n)),
+                shuffle=False,
+            )
+            for n in names
+        ]
+
+    def on_after_batch_transfer(
+        self, batch: dict[str, Tensor], dataloader_idx: int
+    ) -> dict[str, Tensor]:
+        """Augment training batches on the device they were moved to (GPU when there is one)."""
+        if self.trainer is not None and self.trainer.training:
+            batch["image"], batch["mask"] = self.augment(batch["image"], batch["mask"])
+        return batch

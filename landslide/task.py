@@ -1,0 +1,122 @@
+"""One LightningModule that trains, validates and tests any segmentation network."""
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from segmentation_models_pytorch.losses import DiceLoss
+from torch import Tensor, nn
+from torchmetrics import MetricCollection
+from torchmetrics.classification import (
+    BinaryF1Score,
+    BinaryJaccardIndex,
+    BinaryMatthewsCorrCoef,
+    BinaryPrecision,
+    BinaryRecall,
+)
+
+
+def landslide_metrics(threshold: float = 0.5) -> MetricCollection:
+    """The paper's five pixel metrics for the landslide class."""
+    return MetricCollection(
+        {
+            "precision": BinaryPrecision(threshold=threshold),
+            "recall": BinaryRecall(threshold=threshold),
+            "f1": BinaryF1Score(threshold=threshold),
+            "mcc": BinaryMatthewsCorrCoef(threshold=threshold),
+            "iou": BinaryJaccardIndex(threshold=threshold),
+        }
+    )
+
+
+class SegmentationTask(L.LightningModule):
+    """Binary landslide segmentation with the paper's loss, optimiser and metrics.
+
+    The network is built from ``net``, a Hydra spec (``_target_`` plus arguments), so a
+    checkpoint carries everything needed to rebuild it
+    (``SegmentationTask.load_from_checkpoint(path)``). Networks return logits; the dice
+    loss and the metrics apply the sigmoid.
+
+    Args:
+        net: Hydra spec of the network, e.g. ``{"_target_": "landslide.models.ResUSENet"}``.
+        lr: Adam learning rate (the paper's 1e-4).
+        threshold: probability above which a pixel is a landslide.
+        test_domains: names of the test sets, in the DataModule's test dataloader order.
+        figure_samples: test patches per domain kept for the prediction figure.
+    """
+
+    def __init__(
+        self,
+        net: Mapping[str, Any],
+        lr: float = 1e-4,
+        threshold: float = 0.5,
+        test_domains: Sequence[str] = (),
+        figure_samples: int = 4,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(logger=False)
+        self.test_domains = list(test_domains)
+        self.configure_models()
+        self.configure_losses()
+        self.configure_metrics()
+        self.figure_batches: dict[str, dict[str, Tensor]] = {}
+
+    def configure_models(self) -> None:
+        self.model: nn.Module = instantiate(self.hparams["net"])
+
+    def configure_losses(self) -> None:
+        # segmentation_models_pytorch's soft dice, the paper's Eq. (2).
+        self.loss = DiceLoss(mode="binary", from_logits=True)
+
+    def configure_metrics(self) -> None:
+        metrics = landslide_metrics(self.hparams["threshold"])
+        self.val_metrics = metrics.clone(prefix="val/")
+        self.test_metrics = nn.ModuleDict(
+            {name: metrics.clone(prefix=f"test/{name}/") for name in self.test_domains}
+        )
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=self.hparams["lr"])
+
+    def forward(self, image: Tensor) -> Tensor:
+        """Landslide logits [B, H, W] for an image batch [B, C, H, W]."""
+        return self.model(image).squeeze(1)
+
+    def _step(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        logits = self(batch["image"])
+        loss = self.loss(logits.unsqueeze(1), batch["mask"].unsqueeze(1))
+        return logits, loss
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        _, loss = self._step(batch)
+        self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=len(batch["image"]))
+        return loss
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        logits, loss = self._step(batch)
+        self.val_metrics.update(logits.sigmoid(), batch["mask"].long())
+        self.log("val/loss", loss, on_epoch=True, prog_bar=True, batch_size=len(logits))
+        self.log_dict(self.val_metrics, on_epoch=True, batch_size=len(logits))
+
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
+        domain = self.test_domains[dataloader_idx]
+        logits, loss = self._step(batch)
+        probs = logits.sigmoid()
+        metrics = self.test_metrics[domain]
+        metrics.update(probs, batch["mask"].long())
+        self.log(
+            f"test/{domain}/loss", loss, batch_size=len(logits), add_dataloader_idx=False
+        )
+        self.log_dict(metrics, batch_size=len(logits), add_dataloader_idx=False)
+        if batch_idx == 0:
+            self.figure_batches[domain] = self._figure_batch(batch, probs)
+
+    def _figure_batch(self, batch: dict[str, Tensor], probs: Tensor) -> dict[str, Tensor]:
+        n = self.hparams["figure_samples"]
+        return {
+            "image": batch["image"][:n].detach().cpu(),
+            "mask": batch["mask"][:n].detach().cpu(),
+            "prob": probs[:n].detach().cpu(),
+        }

@@ -1,0 +1,62 @@
+"""What every run records in MLflow besides Lightning's metrics: config, weights, figures."""
+
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import torch
+from lightning.pytorch.loggers import MLFlowLogger
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor
+
+from landslide.figures import prediction_figure
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Flatten nested mappings into dotted keys (``{"model": {"name": x}}`` -> ``model.name``).
+
+    Lists become their string form, one parameter each.
+    """
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def log_config(logger: MLFlowLogger, cfg: DictConfig) -> None:
+    """Log the resolved config as flattened params and as a YAML artifact."""
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    logger.log_hyperparams(flatten(resolved))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "config.yaml"
+        path.write_text(OmegaConf.to_yaml(resolved))
+        logger.experiment.log_artifact(logger.run_id, str(path))
+
+
+def log_weights(logger: MLFlowLogger, checkpoint: str | Path) -> None:
+    """Log a checkpoint without its optimiser state (a third of the size) as
+    ``checkpoints/best.ckpt``; it still loads with ``SegmentationTask.load_from_checkpoint``.
+    """
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    for key in ("optimizer_states", "lr_schedulers"):
+        state.pop(key, None)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "best.ckpt"
+        torch.save(state, path)
+        logger.experiment.log_artifact(logger.run_id, str(path), "checkpoints")
+
+
+def log_prediction_figures(
+    logger: MLFlowLogger, batches: Mapping[str, Mapping[str, Tensor]], threshold: float
+) -> None:
+    """Log one PNG per test domain as ``figures/test_<domain>.png``."""
+    for domain, batch in batches.items():
+        fig = prediction_figure(batch, f"test patches: {domain}", threshold)
+        logger.experiment.log_figure(logger.run_id, fig, f"figures/test_{domain}.png")
+        plt.close(fig)

@@ -1,0 +1,47 @@
+"""Shared fixtures: tiny prepared domains written as real GeoTIFFs with a real CRS."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.transform import from_origin
+
+from landslide.bands import BANDS
+from landslide.data.layout import DomainFiles
+from landslide.data.normalization import compute_band_stats
+
+CRS = "EPSG:32654"
+
+
+def write_domain(root: Path, name: str, size: int = 160, seed: int = 0) -> DomainFiles:
+    """A toy domain: random bands, square 'landslides' that raise band 0 and lower band 9."""
+    rng = np.random.default_rng(seed)
+    mask = np.zeros((size, size), np.uint8)
+    for _ in range(size // 12):
+        r, c = rng.integers(0, size - 12, 2)
+        mask[r : r + rng.integers(4, 12), c : c + rng.integers(4, 12)] = 1
+    stack = rng.normal(0.0, 0.1, (len(BANDS), size, size)).astype(np.float32)
+    stack[0] += 2.0 * mask
+    stack[9] -= 2.0 * mask
+    files = DomainFiles(root / name)
+    files.root.mkdir(parents=True)
+    profile = dict(
+        driver="GTiff", width=size, height=size, crs=CRS,
+        transform=from_origin(500_000.0, 4_700_000.0, 10.0, 10.0),
+    )
+    with rasterio.open(files.stack, "w", count=len(BANDS), dtype="float32", **profile) as dst:
+        dst.write(stack)
+    with rasterio.open(files.mask, "w", count=1, dtype="uint8", **profile) as dst:
+        dst.write(mask, 1)
+    compute_band_stats(files.stack, BANDS).save(files.stats)
+    return files
+
+
+@pytest.fixture
+def toy_domains(tmp_path: Path) -> Path:
+    """Two known and one unknown toy domain under tmp_path/domains."""
+    root = tmp_path / "domains"
+    for i, name in enumerate(("alpha", "beta", "gamma")):
+        write_domain(root, name, seed=i)
+    return root
