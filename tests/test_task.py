@@ -1,0 +1,75 @@
+"""The LightningModule: metrics against hand computation, loss, checkpoint round trip."""
+
+import math
+
+import pytest
+import torch
+
+from landslide.task import SegmentationTask, landslide_metrics
+
+TINY_NET = {
+    "_target_": "landslide.models.ResUSENet",
+    "in_channels": 10,
+    "num_classes": 1,
+    "widths": [8, 16, 32, 64],
+}
+
+
+def test_metrics_equal_hand_computation() -> None:
+    # A known confusion matrix: TP=6, FP=2, FN=3, TN=9.
+    target = torch.tensor([1] * 6 + [0] * 2 + [1] * 3 + [0] * 9)
+    probs = torch.tensor([0.9] * 6 + [0.7] * 2 + [0.2] * 3 + [0.1] * 9)
+    tp, fp, fn, tn = 6, 2, 3, 9
+    precision = tp / (tp + fp)
+    recall = tp / (tp + fn)
+    expected = {
+        "precision": precision,
+        "recall": recall,
+        "f1": 2 * precision * recall / (precision + recall),
+        "mcc": (tp * tn - fp * fn) / math.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn)),
+        "iou": tp / (tp + fp + fn),
+    }
+    metrics = landslide_metrics(threshold=0.5)
+    # Two updates, as over two batches, must accumulate the confusion matrix.
+    metrics.update(probs[:10], target[:10])
+    metrics.update(probs[10:], target[10:])
+    result = {k: float(v) for k, v in metrics.compute().items()}
+    assert result == pytest.approx(expected, abs=1e-6)
+    assert expected["f1"] == pytest.approx(0.705882, abs=1e-6)
+
+
+def test_threshold_is_applied_to_probabilities() -> None:
+    target = torch.tensor([1, 1, 0, 0])
+    probs = torch.tensor([0.6, 0.4, 0.45, 0.1])
+    strict = landslide_metrics(0.5)
+    strict.update(probs, target)
+    lenient = landslide_metrics(0.3)
+    lenient.update(probs, target)
+    assert float(strict.compute()["recall"]) == pytest.approx(0.5)
+    assert float(lenient.compute()["recall"]) == pytest.approx(1.0)
+    assert float(lenient.compute()["precision"]) == pytest.approx(2 / 3)
+
+
+def test_dice_loss_is_zero_for_a_perfect_prediction_and_high_for_the_inverse() -> None:
+    task = SegmentationTask(TINY_NET)
+    mask = torch.zeros(2, 1, 16, 16)
+    mask[:, :, 4:12, 4:12] = 1
+    perfect = (mask * 2 - 1) * 50  # logits: +50 on landslides, -50 elsewhere
+    assert float(task.loss(perfect, mask)) == pytest.approx(0.0, abs=1e-4)
+    assert float(task.loss(-perfect, mask)) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_forward_and_checkpoint_round_trip(tmp_path) -> None:
+    torch.manual_seed(0)
+    task = SegmentationTask(TINY_NET, lr=1e-3, test_domains=["a", "b"])
+    image = torch.rand(2, 10, 24, 24)
+    assert task(image).shape == (2, 24, 24)
+    assert set(task.test_metrics) == {"a", "b"}
+    path = tmp_path / "task.ckpt"
+    torch.save({"state_dict": task.state_dict(), "hyper_parameters": dict(task.hparams),
+                "pytorch-lightning_version": "2.6.0"}, path)
+    loaded = SegmentationTask.load_from_checkpoint(path)
+    task.eval()
+    loaded.eval()
+    torch.testing.assert_close(loaded(image), task(image))
+    assert loaded.hparams["lr"] == 1e-3
