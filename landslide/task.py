@@ -6,6 +6,7 @@ from typing import Any
 import lightning as L
 import torch
 from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
 from segmentation_models_pytorch.losses import DiceLoss
 from torch import Tensor, nn
 from torchmetrics import MetricCollection
@@ -56,6 +57,9 @@ class SegmentationTask(L.LightningModule):
         figure_samples: int = 4,
     ) -> None:
         super().__init__()
+        # Plain containers, so checkpoints load with torch.load(weights_only=True).
+        net = OmegaConf.to_container(net, resolve=True) if isinstance(net, DictConfig) else net
+        test_domains = list(test_domains)
         self.save_hyperparameters(logger=False)
         self.test_domains = list(test_domains)
         self.configure_models()

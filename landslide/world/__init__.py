@@ -1,0 +1,11 @@
+"""The embedded default world: seeded synthetic study areas generated on first use."""
+
+from landslide.world.generator import (
+    GENERATOR_VERSION,
+    WorldParams,
+    domain_seed,
+    ensure_world,
+    generate_domain,
+)
+
+__all__ = ["GENERATOR_VERSION", "WorldParams", "domain_seed", "ensure_world", "generate_domain"]

@@ -1,0 +1,117 @@
+"""End to end: config composition, a training run logged to MLflow, a real multirun."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+from landslide.training import build, train
+
+ROOT = Path(__file__).resolve().parents[1]
+DOMAINS = ("iburi", "jiuzhaigou", "palu", "luding")
+METRICS = ("precision", "recall", "f1", "mcc", "iou")
+
+#: A small world and small network so a run takes seconds on a CPU.
+SMALL = [
+    "trainer=quick",
+    "data.world.size=512",
+    "data.patch_size=32",
+    "model.net.widths=[8,16,32,64]",
+]
+
+
+def compose_train(tmp_path: Path, overrides: list[str]) -> DictConfig:
+    """Compose conf/train.yaml as train.py would, rooted in tmp_path."""
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(tmp_path / "output")
+        cfg.hydra.runtime.cwd = str(tmp_path)
+        cfg.hydra.job.num = 0
+    HydraConfig().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg
+
+
+@pytest.fixture
+def tracking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return f"sqlite:///{tmp_path}/mlruns/mlflow.db"
+
+
+@pytest.mark.parametrize("model", ["resu_senet", "resunet"])
+def test_every_domain_mix_and_model_composes(tmp_path: Path, model: str) -> None:
+    for mix in sorted(p.stem for p in (ROOT / "conf" / "domain_mix").glob("*.yaml")):
+        cfg = compose_train(tmp_path, [f"model={model}", f"domain_mix={mix}"])
+        assert cfg.model.name == model
+        assert sum(cfg.data.mix.values()) == 700, mix
+        assert set(cfg.data.domains) == set(DOMAINS)
+        assert cfg.logger.run_name == f"{model}-{mix}-seed42"
+
+
+def test_train_logs_params_metrics_and_artifacts(tmp_path: Path, tracking: str) -> None:
+    cfg = compose_train(tmp_path, SMALL)
+    metrics = train(cfg)
+    for domain in DOMAINS:
+        for name in METRICS:
+            assert 0.0 <= metrics[f"test/{domain}/{name}"] <= 1.0 or name == "mcc"
+
+    client = mlflow.MlflowClient(tracking)
+    runs = client.search_runs([client.get_experiment_by_name("landslide").experiment_id])
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.info.status == "FINISHED"
+    assert run.info.run_name == "resu_senet-ib350j350-seed42"
+    assert run.data.params["model.name"] == "resu_senet"
+    assert run.data.params["domain_mix.counts.iburi"] == "350"
+    assert run.data.params["task.lr"] == "0.0001"
+    for key in ["train/loss", "val/loss"] + [f"test/{d}/{m}" for d in DOMAINS for m in METRICS]:
+        assert key in run.data.metrics, key
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"config.yaml", "checkpoints", "figures"} <= artifacts
+    figures = {a.path for a in client.list_artifacts(run.info.run_id, "figures")}
+    assert figures == {f"figures/test_{d}.png" for d in DOMAINS}
+    ckpt = client.list_artifacts(run.info.run_id, "checkpoints")
+    assert [a.path for a in ckpt] == ["checkpoints/best.ckpt"]
+
+
+def test_multirun_creates_one_finished_run_per_job(tmp_path: Path) -> None:
+    store = tmp_path / "mlruns"
+    env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{store}/mlflow.db")
+    overrides = [o for o in SMALL] + ["paths.root_dir=" + str(tmp_path)]
+    command = [sys.executable, str(ROOT / "train.py"), "-m", "domain_mix=ib200j500,ib350j350"]
+    result = subprocess.run(
+        command + overrides, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    client = mlflow.MlflowClient(env["MLFLOW_TRACKING_URI"])
+    runs = client.search_runs([client.get_experiment_by_name("landslide").experiment_id])
+    assert sorted(r.info.run_name for r in runs) == [
+        "resu_senet-ib200j500-seed42",
+        "resu_senet-ib350j350-seed42",
+    ]
+    assert all(r.info.status == "FINISHED" for r in runs)
+    assert all("test/palu/f1" in r.data.metrics for r in runs)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("+domain_mix.counts.atlantis=10", "domain_mix names domain 'atlantis'"),
+        ("domain_mix.counts.iburi=800", "asks for 800 'iburi' samples but its training pool"),
+        ("+domain_mix.counts.palu=10", "'palu', an unknown \\(test-only\\) domain"),
+    ],
+)
+def test_bad_domain_mix_config_fails_before_training(
+    tmp_path: Path, override: str, message: str
+) -> None:
+    cfg = compose_train(tmp_path, [override])
+    with pytest.raises(ValueError, match=message):
+        build(cfg.data)
