@@ -14,9 +14,9 @@ from landslide.bands import POST_RGB  # noqa: E402
 
 
 def stretch(rgb: np.ndarray, low: float = 2, high: float = 98) -> np.ndarray:
-    """Percentile contrast stretch of an [H, W, 3] array to [0, 1], for display."""
-    lo, hi = np.percentile(rgb, [low, high])
-    return np.clip((rgb - lo) / max(hi - lo, 1e-6), 0, 1)
+    """Per-channel percentile contrast stretch of an [H, W, 3] array to [0, 1], for display."""
+    lo, hi = np.percentile(rgb, [low, high], axis=(0, 1))
+    return np.clip((rgb - lo) / np.maximum(hi - lo, 1e-6), 0, 1)
 
 
 def prediction_figure(batch: Mapping[str, Tensor], title: str, threshold: float = 0.5) -> Figure:

@@ -110,9 +110,7 @@ class SegmentationTask(L.LightningModule):
         probs = logits.sigmoid()
         metrics = self.test_metrics[domain]
         metrics.update(probs, batch["mask"].long())
-        self.log(
-            f"test/{domain}/loss", loss, batch_size=len(logits), add_dataloader_idx=False
-        )
+        self.log(f"test/{domain}/loss", loss, batch_size=len(logits), add_dataloader_idx=False)
         self.log_dict(metrics, batch_size=len(logits), add_dataloader_idx=False)
         if batch_idx == 0:
             self.figure_batches[domain] = self._figure_batch(batch, probs)

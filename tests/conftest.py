@@ -27,7 +27,10 @@ def write_domain(root: Path, name: str, size: int = 160, seed: int = 0) -> Domai
     files = DomainFiles(root / name)
     files.root.mkdir(parents=True)
     profile = dict(
-        driver="GTiff", width=size, height=size, crs=CRS,
+        driver="GTiff",
+        width=size,
+        height=size,
+        crs=CRS,
         transform=from_origin(500_000.0, 4_700_000.0, 10.0, 10.0),
     )
     with rasterio.open(files.stack, "w", count=len(BANDS), dtype="float32", **profile) as dst:

@@ -66,8 +66,14 @@ def test_forward_and_checkpoint_round_trip(tmp_path) -> None:
     assert task(image).shape == (2, 24, 24)
     assert set(task.test_metrics) == {"a", "b"}
     path = tmp_path / "task.ckpt"
-    torch.save({"state_dict": task.state_dict(), "hyper_parameters": dict(task.hparams),
-                "pytorch-lightning_version": "2.6.0"}, path)
+    torch.save(
+        {
+            "state_dict": task.state_dict(),
+            "hyper_parameters": dict(task.hparams),
+            "pytorch-lightning_version": "2.6.0",
+        },
+        path,
+    )
     loaded = SegmentationTask.load_from_checkpoint(path)
     task.eval()
     loaded.eval()

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import numpy as np
 import rasterio
 from torch import Tensor
 from torch.utils.data import ConcatDataset, DataLoader

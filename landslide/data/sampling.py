@@ -61,7 +61,9 @@ def window_landslide_fraction(mask: np.ndarray, size: int, stride: int) -> np.nd
     rows = np.arange(0, height - size + 1, stride)
     cols = np.arange(0, width - size + 1, stride)
     r0, c0 = np.meshgrid(rows, cols, indexing="ij")
-    counts = table[r0 + size, c0 + size] - table[r0, c0 + size] - table[r0 + size, c0] + table[r0, c0]
+    counts = (
+        table[r0 + size, c0 + size] - table[r0, c0 + size] - table[r0 + size, c0] + table[r0, c0]
+    )
     return counts / float(size * size)
 
 
@@ -110,9 +112,7 @@ def balanced_patches(
                 "use a larger scene or lower data.pool_size"
             )
         chosen = candidates[rng.choice(len(candidates), size=wanted, replace=False)]
-        drawn[positive] = [
-            Patch(int(i) * stride, int(j) * stride, positive) for i, j in chosen
-        ]
+        drawn[positive] = [Patch(int(i) * stride, int(j) * stride, positive) for i, j in chosen]
     return drawn[True], drawn[False]
 
 
@@ -126,7 +126,9 @@ def interleave(positives: Sequence[Patch], negatives: Sequence[Patch]) -> list[P
 
 def _test_counts(pool_size: int, test_fraction: float) -> tuple[int, int]:
     """Positive and negative test patches of a stratified split."""
-    return round(pool_size // 2 * test_fraction), round((pool_size - pool_size // 2) * test_fraction)
+    return round(pool_size // 2 * test_fraction), round(
+        (pool_size - pool_size // 2) * test_fraction
+    )
 
 
 def train_part_size(pool_size: int, test_fraction: float) -> int:
