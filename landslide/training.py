@@ -1,5 +1,6 @@
 """Train one network on one domain mix, test it on every domain, record it in MLflow."""
 
+import logging
 from typing import Any
 
 import lightning as L
@@ -11,6 +12,8 @@ from omegaconf import DictConfig
 from landslide.data.datamodule import LandslideDataModule
 from landslide.task import SegmentationTask
 from landslide.tracking import log_config, log_prediction_figures, log_weights
+
+log = logging.getLogger(__name__)
 
 
 def build(spec: Any, **kwargs: Any) -> Any:
@@ -40,8 +43,27 @@ def train(cfg: DictConfig) -> dict[str, float]:
     log_config(logger, cfg)
     trainer.fit(task, datamodule=datamodule)
     checkpoint = next(c for c in callbacks if isinstance(c, ModelCheckpoint))
-    trainer.test(task, datamodule=datamodule, ckpt_path=checkpoint.best_model_path)
+    if not checkpoint.best_model_path:
+        raise RuntimeError(
+            "no checkpoint was saved: validation never ran; allow validation batches "
+            "(trainer.limit_val_batches > 0) so the lowest-validation-loss model can be kept"
+        )
+    trainer.test(task, datamodule=datamodule, ckpt_path=checkpoint.best_model_path, verbose=False)
     log_weights(logger, checkpoint.best_model_path)
     log_prediction_figures(logger, task.figure_batches, cfg.task.threshold)
     logger.finalize("success")
-    return {k: float(v) for k, v in trainer.callback_metrics.items()}
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    log.info(
+        "Test metrics of %s:\n%s", cfg.logger.run_name, metrics_table(metrics, task.test_domains)
+    )
+    return metrics
+
+
+def metrics_table(metrics: dict[str, float], domains: list[str]) -> str:
+    """Test metrics as a plain-text table, one row per domain."""
+    names = ("precision", "recall", "f1", "mcc", "iou")
+    rows = [f"{'domain':<12}" + "".join(f"{n:>10}" for n in names)]
+    for domain in domains:
+        values = (metrics.get(f"test/{domain}/{n}", float("nan")) for n in names)
+        rows.append(f"{domain:<12}" + "".join(f"{v:>10.4f}" for v in values))
+    return "\n".join(rows)

@@ -115,3 +115,37 @@ def test_bad_domain_mix_config_fails_before_training(
     cfg = compose_train(tmp_path, [override])
     with pytest.raises(ValueError, match=message):
         build(cfg.data)
+
+
+def test_short_training_beats_a_constant_predictor(tmp_path: Path, tracking: str) -> None:
+    """A real learning check: after a short run on the default world, F1 on the Iburi test
+    set must clearly beat the best constant predictor (everything a landslide)."""
+    cfg = compose_train(
+        tmp_path,
+        [
+            "trainer=quick",
+            "trainer.max_epochs=4",
+            "trainer.limit_train_batches=40",
+            "trainer.limit_val_batches=10",
+            "trainer.limit_test_batches=null",
+            "domain_mix=ib700",
+            "data.world.size=512",
+            "data.patch_size=32",
+            "data.batch_size=8",
+            "model.net.widths=[8,16,32,64]",
+            "task.lr=0.003",
+        ],
+    )
+    metrics = train(cfg)
+
+    from hydra.utils import instantiate
+
+    datamodule = instantiate(cfg.data)
+    datamodule.setup("test")
+    iburi = datamodule.test_dataloader()[datamodule.test_domains.index("iburi")]
+    masks = [batch["mask"] for batch in iburi]
+    share = float(sum(m.sum() for m in masks) / sum(m.numel() for m in masks))
+    constant_f1 = 2 * share / (1 + share)
+    assert 0.0 < constant_f1 < 0.35
+    assert metrics["test/iburi/f1"] > constant_f1 + 0.2, (metrics["test/iburi/f1"], constant_f1)
+    assert metrics["test/iburi/mcc"] > 0.3
