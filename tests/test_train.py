@@ -85,10 +85,9 @@ def test_train_logs_params_metrics_and_artifacts(tmp_path: Path, tracking: str) 
 def test_multirun_creates_one_finished_run_per_job(tmp_path: Path) -> None:
     store = tmp_path / "mlruns"
     env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{store}/mlflow.db")
-    overrides = [o for o in SMALL] + ["paths.root_dir=" + str(tmp_path)]
     command = [sys.executable, str(ROOT / "train.py"), "-m", "domain_mix=ib200j500,ib350j350"]
     result = subprocess.run(
-        command + overrides, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+        command + SMALL, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
     )
     assert result.returncode == 0, result.stderr[-3000:]
     client = mlflow.MlflowClient(env["MLFLOW_TRACKING_URI"])
@@ -99,6 +98,9 @@ def test_multirun_creates_one_finished_run_per_job(tmp_path: Path) -> None:
     ]
     assert all(r.info.status == "FINISHED" for r in runs)
     assert all("test/palu/f1" in r.data.metrics for r in runs)
+    # Everything the jobs wrote lives under the folder they were started in.
+    assert len(list((tmp_path / "multirun").glob("*/*/0-resu_senet-ib200j500-seed42"))) == 1
+    assert (tmp_path / "data" / "default_world" / "palu" / "stack.tif").is_file()
 
 
 @pytest.mark.parametrize(
