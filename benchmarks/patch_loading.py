@@ -10,8 +10,9 @@ import time
 from pathlib import Path
 
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
+
+from landslide.config import compose_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,15 +23,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=0)
     args = parser.parse_args()
 
-    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose(
-            "train",
-            overrides=[
-                f"paths.root_dir={ROOT}",
-                "paths.output_dir=/tmp",
-                f"data.num_workers={args.workers}",
-            ],
-        )
+    cfg = compose_config([f"data.num_workers={args.workers}"], root_dir=ROOT)
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
     datamodule.setup("fit")

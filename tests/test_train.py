@@ -7,10 +7,9 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
+from landslide.config import compose_config
 from landslide.training import build, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,17 +26,8 @@ SMALL = [
 
 
 def compose_train(tmp_path: Path, overrides: list[str]) -> DictConfig:
-    """Compose conf/train.yaml as train.py would, rooted in tmp_path."""
-    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=overrides, return_hydra_config=True)
-    with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = str(tmp_path / "output")
-        cfg.hydra.runtime.cwd = str(tmp_path)
-        cfg.hydra.job.num = 0
-    HydraConfig().set_config(cfg)
-    with open_dict(cfg):
-        del cfg["hydra"]
-    return cfg
+    """Compose conf/train.yaml as train.py would, started in tmp_path."""
+    return compose_config(overrides, root_dir=tmp_path, output_dir=tmp_path / "output")
 
 
 @pytest.fixture

@@ -1,0 +1,39 @@
+"""Compose the project's Hydra config outside a Hydra app (scripts, benchmarks, tests)."""
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+
+def compose_config(
+    overrides: Sequence[str] = (),
+    root_dir: str | Path = ".",
+    output_dir: str | Path | None = None,
+    config_name: str = "train",
+) -> DictConfig:
+    """Compose ``conf/<config_name>.yaml`` as ``train.py`` would when started in ``root_dir``.
+
+    Sets the Hydra runtime values the configs interpolate (``hydra:runtime.cwd`` and
+    ``hydra:runtime.output_dir``), so the result resolves like a real run's config.
+
+    Args:
+        overrides: Hydra command-line overrides.
+        root_dir: the folder a run would be started in (data, mlruns, outputs go there).
+        output_dir: the run's output folder; defaults to ``<root_dir>/outputs/composed``.
+    """
+    root_dir = Path(root_dir).resolve()
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name, overrides=list(overrides), return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.cwd = str(root_dir)
+        cfg.hydra.runtime.output_dir = str(output_dir or root_dir / "outputs" / "composed")
+        cfg.hydra.job.num = 0
+    HydraConfig().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg
