@@ -5,9 +5,22 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+
+def register_resolvers() -> None:
+    """Register the OmegaConf resolvers the configs use (idempotent).
+
+    ``${minus:a,b}``: ``a - b``, e.g. the Jiuzhaigou count of a ratio mix.
+    ``${len:x}``: the length of a list, e.g. the networks' input channels from the band set.
+    """
+    OmegaConf.register_new_resolver("minus", lambda a, b: a - b, replace=True)
+    OmegaConf.register_new_resolver("len", len, replace=True)
+
+
+register_resolvers()
 
 
 def compose_config(

@@ -1,34 +1,40 @@
-"""Domain shift between a training mix and a test domain, measured on the model's inputs.
+"""Domain shift between a training mix and a scene, measured on the model's inputs.
 
 The paper (Section V) relates a model's accuracy on an unseen domain to the per-band MMD
-between its training samples and that domain's samples. These helpers gather the
-normalised patches the model actually sees and compare them band by band.
+between its training samples and that domain's samples, and picks the model with the
+smallest discrepancy for a new earthquake. These helpers gather the normalised patches the
+model sees and compare them band by band. A scene is represented by random windows of its
+stack (seeded), so no landslide labels are needed: that is the situation of a new event.
 """
 
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+import rasterio
 import torch
 from torch import Tensor
 
 from landslide.bands import BANDS
 from landslide.data.datamodule import LandslideDataModule
 from landslide.data.datasets import PatchDataset
+from landslide.data.layout import DomainFiles
 from landslide.data.sampling import Patch
 from landslide.mmd import per_band_mmd
 
 
 def patch_images(
-    datamodule: LandslideDataModule,
+    files: Mapping[str, DomainFiles],
     patches: Mapping[str, Sequence[Patch]],
+    size: int,
     max_patches: int | None = None,
     seed: int = 0,
 ) -> Tensor:
     """Normalised images [N, C, H, W] of the given patches of each domain.
 
     Args:
-        datamodule: a set-up DataModule (for file locations and patch size).
+        files: the files of each domain named in ``patches``.
         patches: patches by domain name.
+        size: patch side in pixels.
         max_patches: draw at most this many patches in all (seeded, spread over the domains
             in proportion to their counts); None reads every patch.
         seed: seed of that draw.
@@ -39,21 +45,57 @@ def patch_images(
         items = [items[i] for i in sorted(keep)]
     images = []
     for name in dict.fromkeys(n for n, _ in items):
-        chosen = [p for n, p in items if n == name]
-        dataset = PatchDataset(datamodule.files(name), chosen, datamodule.patch_size)
+        dataset = PatchDataset(files[name], [p for n, p in items if n == name], size)
         images.extend(dataset[i]["image"] for i in range(len(dataset)))
     return torch.stack(images)
 
 
-def mix_to_domain_mmd(
+def random_windows(files: DomainFiles, count: int, size: int, seed: int = 0) -> list[Patch]:
+    """``count`` uniformly random ``size`` px windows of a scene (seeded)."""
+    with rasterio.open(files.stack) as src:
+        height, width = src.height, src.width
+    if height < size or width < size:
+        raise ValueError(f"{files.stack}: {height}x{width} px is smaller than one {size} px patch")
+    rng = np.random.default_rng(seed)
+    rows = rng.integers(0, height - size + 1, count)
+    cols = rng.integers(0, width - size + 1, count)
+    return [Patch(int(r), int(c), False) for r, c in zip(rows, cols, strict=True)]
+
+
+def training_images(datamodule: LandslideDataModule, max_patches: int, seed: int = 0) -> Tensor:
+    """Normalised images of a set-up DataModule's training and validation patches."""
+    patches = {n: datamodule.train_patches[n] + datamodule.val_patches[n] for n in datamodule.mix}
+    files = {n: datamodule.files(n) for n in patches}
+    return patch_images(files, patches, datamodule.patch_size, max_patches, seed)
+
+
+def scene_images(files: DomainFiles, count: int, size: int, seed: int = 0) -> Tensor:
+    """Normalised images of ``count`` random windows of a scene."""
+    windows = random_windows(files, count, size, seed)
+    return patch_images({"scene": files}, {"scene": windows}, size)
+
+
+def mix_to_scene_mmd(
     datamodule: LandslideDataModule,
-    target: str,
+    scene: DomainFiles,
     max_patches: int = 300,
     pixels: int = 2000,
     seed: int = 0,
 ) -> dict[str, float]:
-    """Per-band squared MMD between the mix's training samples and ``target``'s test samples."""
-    training = {n: datamodule.train_patches[n] + datamodule.val_patches[n] for n in datamodule.mix}
-    source = patch_images(datamodule, training, max_patches, seed)
-    test = patch_images(datamodule, {target: datamodule.pools[target].test}, max_patches, seed)
-    return per_band_mmd(source, test, BANDS, pixels=pixels, seed=seed)
+    """Per-band squared MMD between a mix's training samples and random windows of a scene.
+
+    Args:
+        datamodule: a set-up DataModule whose mix is the model's training data.
+        scene: the scene's files (its own normalisation statistics are applied).
+        max_patches: patches drawn from each side (seeded).
+        pixels: pixels drawn from each side for the MMD (see :func:`per_band_mmd`).
+        seed: seed of every draw.
+    """
+    source = training_images(datamodule, max_patches, seed)
+    target = scene_images(scene, max_patches, datamodule.patch_size, seed)
+    return per_band_mmd(source, target, BANDS, pixels=pixels, seed=seed)
+
+
+def mix_to_domain_mmd(datamodule: LandslideDataModule, target: str, **kwargs) -> dict[str, float]:
+    """:func:`mix_to_scene_mmd` with one of the DataModule's own domains as the scene."""
+    return mix_to_scene_mmd(datamodule, datamodule.files(target), **kwargs)

@@ -1,0 +1,114 @@
+"""Choose a trained model for a new scene by per-band MMD (paper Section V, Luding).
+
+For each finished run in the MLflow store, rebuild its training data from the run's own
+resolved config (the ``config.yaml`` artifact), measure the per-band MMD between that data
+and the scene, log it to the run (``mmd/<scene>/<band>`` and ``mmd/<scene>/mean``) and rank
+the runs: the smallest mean discrepancy is the recommendation.
+"""
+
+import json
+import logging
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+from hydra.utils import instantiate
+from mlflow.entities import Metric, Run
+from omegaconf import OmegaConf
+
+from landslide.data.layout import DomainFiles
+from landslide.shift import mix_to_scene_mmd
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A trained run and its discrepancy to the scene.
+
+    Attributes:
+        run_id: MLflow run id.
+        run_name: MLflow run name (model, mix, seed).
+        mmd: per-band squared MMD between the run's training data and the scene.
+    """
+
+    run_id: str
+    run_name: str
+    mmd: dict[str, float]
+
+    @property
+    def mean_mmd(self) -> float:
+        """Mean over bands: the ranking key."""
+        return sum(self.mmd.values()) / len(self.mmd)
+
+
+def finished_runs(
+    client: mlflow.MlflowClient, experiments: Sequence[str], filter_string: str = ""
+) -> list[Run]:
+    """Finished runs of the named experiments that logged a config."""
+    ids = []
+    for name in experiments:
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            raise ValueError(f"MLflow experiment '{name}' does not exist in {client.tracking_uri}")
+        ids.append(experiment.experiment_id)
+    query = " and ".join(f for f in ("attributes.status = 'FINISHED'", filter_string) if f)
+    return client.search_runs(ids, filter_string=query, max_results=10_000)
+
+
+def rank_runs(
+    client: mlflow.MlflowClient,
+    runs: Sequence[Run],
+    scene: DomainFiles,
+    scene_name: str,
+    max_patches: int = 300,
+    pixels: int = 2000,
+    seed: int = 0,
+) -> list[Candidate]:
+    """Rank runs by the mean per-band MMD between their training data and ``scene``.
+
+    Runs that share training data (same data config and mix, e.g. several seeds or
+    networks) share one computation. The MMD is logged to every run.
+    """
+    cache: dict[str, dict[str, float]] = {}
+    candidates = []
+    for run in runs:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = client.download_artifacts(run.info.run_id, "config.yaml", tmp)
+            cfg = OmegaConf.load(path)
+        key = json.dumps(OmegaConf.to_container(cfg.data, resolve=True), sort_keys=True)
+        if key not in cache:
+            datamodule = instantiate(cfg.data)
+            datamodule.prepare_data()
+            datamodule.setup()
+            log.info("MMD of %s's training data to %s", run.info.run_name, scene_name)
+            cache[key] = mix_to_scene_mmd(datamodule, scene, max_patches, pixels, seed)
+        candidate = Candidate(run.info.run_id, run.info.run_name, cache[key])
+        metrics = {f"mmd/{scene_name}/{b}": v for b, v in candidate.mmd.items()}
+        metrics[f"mmd/{scene_name}/mean"] = candidate.mean_mmd
+        client.log_batch(run.info.run_id, metrics=[Metric(k, v, 0, 0) for k, v in metrics.items()])
+        candidates.append(candidate)
+    return sorted(candidates, key=lambda c: c.mean_mmd)
+
+
+def ranking_table(candidates: Sequence[Candidate], scene_name: str) -> str:
+    """The ranking as a Markdown table, best first."""
+    lines = [f"| rank | run | mean MMD to {scene_name} |", "| ---: | --- | ---: |"]
+    lines += [
+        f"| {i} | {c.run_name} | {c.mean_mmd:.4f} |" for i, c in enumerate(candidates, start=1)
+    ]
+    return "\n".join(lines)
+
+
+def scene_files(path: str | Path) -> DomainFiles:
+    """The prepared scene at ``path``, checked."""
+    files = DomainFiles(Path(path))
+    missing = [p for p in (files.stack, files.stats) if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"{files.root}: not a prepared scene (missing {', '.join(p.name for p in missing)}); "
+            "prepare it with prepare.py or point scene= at a domain folder"
+        )
+    return files

@@ -1,0 +1,34 @@
+"""Recommend a trained model for a new scene by MMD.
+
+    python select_model.py scene=data/default_world/luding scene_name=luding
+"""
+
+import logging
+
+import hydra
+import mlflow
+from omegaconf import DictConfig
+
+from landslide.selection import finished_runs, rank_runs, ranking_table, scene_files
+
+log = logging.getLogger(__name__)
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="select_model")
+def main(cfg: DictConfig) -> None:
+    scene = scene_files(cfg.scene)
+    client = mlflow.MlflowClient(cfg.tracking_uri)
+    runs = finished_runs(client, list(cfg.experiments), cfg.filter)
+    if not runs:
+        raise SystemExit(f"no finished runs in {list(cfg.experiments)}: train models first")
+    ranked = rank_runs(client, runs, scene, cfg.scene_name, cfg.max_patches, cfg.pixels, cfg.seed)
+    log.info(
+        "Runs ranked by mean per-band MMD to %s:\n%s",
+        cfg.scene_name,
+        ranking_table(ranked, cfg.scene_name),
+    )
+    log.info("Recommended: %s (run %s)", ranked[0].run_name, ranked[0].run_id)
+
+
+if __name__ == "__main__":
+    main()

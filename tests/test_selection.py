@@ -1,0 +1,66 @@
+"""Model selection by MMD over runs in an MLflow store the test creates."""
+
+from pathlib import Path
+
+import mlflow
+import pytest
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from landslide.config import compose_config
+from landslide.selection import finished_runs, rank_runs, ranking_table, scene_files
+from landslide.shift import mix_to_scene_mmd
+
+SMALL = ["data.world.size=384", "data.patch_size=32"]
+
+
+def log_config_only_run(client: mlflow.MlflowClient, experiment_id: str, cfg, name: str) -> str:
+    """A finished run holding just the resolved config, as train() logs it."""
+    run = client.create_run(experiment_id, run_name=name)
+    path = Path(client.tracking_uri.removeprefix("sqlite:///")).parent / name / "config.yaml"
+    path.parent.mkdir()
+    path.write_text(OmegaConf.to_yaml(OmegaConf.to_container(cfg, resolve=True)))
+    client.log_artifact(run.info.run_id, str(path))
+    client.set_terminated(run.info.run_id)
+    return run.info.run_id
+
+
+def test_runs_are_ranked_by_mmd_and_the_mmd_is_logged(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
+    (tmp_path / "mlruns").mkdir()
+    client = mlflow.MlflowClient(uri)
+    experiment = client.create_experiment("sel", artifact_location=str(tmp_path / "artifacts"))
+    configs = {
+        mix: compose_config([f"domain_mix={mix}", *SMALL], root_dir=tmp_path)
+        for mix in ("ib700", "j700")
+    }
+    for mix, cfg in configs.items():
+        log_config_only_run(client, experiment, cfg, mix)
+    client.set_terminated(client.create_run(experiment, run_name="crashed").info.run_id, "FAILED")
+
+    runs = finished_runs(client, ["sel"])
+    assert sorted(r.info.run_name for r in runs) == ["ib700", "j700"]
+
+    datamodule = instantiate(configs["ib700"].data)
+    datamodule.prepare_data()
+    scene = scene_files(datamodule.files("iburi").root)
+    ranked = rank_runs(client, runs, scene, "iburi", max_patches=60, pixels=500)
+
+    # Iburi's own training data is closer to the Iburi scene than Jiuzhaigou's.
+    assert [c.run_name for c in ranked] == ["ib700", "j700"]
+    assert ranked[0].mean_mmd < ranked[1].mean_mmd
+    datamodule.setup()
+    direct = mix_to_scene_mmd(datamodule, scene, max_patches=60, pixels=500)
+    assert ranked[0].mmd == pytest.approx(direct)
+    logged = client.get_run(ranked[0].run_id).data.metrics
+    assert logged["mmd/iburi/mean"] == pytest.approx(ranked[0].mean_mmd)
+    assert logged["mmd/iburi/post_ndvi"] == pytest.approx(direct["post_ndvi"])
+    assert ranking_table(ranked, "iburi").splitlines()[2].startswith("| 1 | ib700 |")
+
+
+def test_unknown_experiment_and_missing_scene_are_clear_errors(tmp_path: Path) -> None:
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    with pytest.raises(ValueError, match="MLflow experiment 'nope' does not exist"):
+        finished_runs(client, ["nope"])
+    with pytest.raises(FileNotFoundError, match="not a prepared scene .*stack.tif"):
+        scene_files(tmp_path)
