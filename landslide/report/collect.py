@@ -1,0 +1,90 @@
+"""Read finished runs from the MLflow store into one table."""
+
+from collections.abc import Sequence
+
+import mlflow
+import pandas as pd
+
+#: Run columns that identify a training setting (the rest are metrics).
+KEYS: tuple[str, ...] = (
+    "run_id",
+    "run_name",
+    "experiment",
+    "model",
+    "mix",
+    "seed",
+    "iburi",
+    "data",
+)
+
+
+def data_source(params: dict[str, str]) -> str:
+    """Say plainly which data a run used: the simulated default world or prepared data."""
+    size = params.get("data.world.size")
+    if size not in (None, "None"):
+        seed = params.get("data.world.seed")
+        return f"simulated default world ({size} px per domain, world seed {seed})"
+    return f"prepared data ({params.get('data.root', 'unknown root')})"
+
+
+def collect_runs(
+    client: mlflow.MlflowClient,
+    experiments: Sequence[str] | None = None,
+    exclude: Sequence[str] = (),
+    data: str | None = None,
+) -> pd.DataFrame:
+    """One row per finished training run: its setting and every metric it logged.
+
+    Args:
+        client: the MLflow client of the store.
+        experiments: experiment names to read; None reads every experiment.
+        exclude: experiment names to skip (e.g. the report's own).
+        data: keep only runs whose data source (see :func:`data_source`) contains this text;
+            required when the runs used more than one source, so numbers from different
+            data are never averaged together.
+
+    Returns:
+        Columns :data:`KEYS` plus one per metric key (``test/palu/f1``, ``mmd/palu/mean``,
+        ...); ``iburi`` is the run's Iburi training count.
+    """
+    found = client.search_experiments()
+    names = {e.experiment_id: e.name for e in found}
+    if experiments is not None:
+        missing = set(experiments) - set(names.values())
+        if missing:
+            raise ValueError(
+                f"MLflow experiments {sorted(missing)} do not exist in {client.tracking_uri}"
+            )
+    ids = [
+        i
+        for i, name in names.items()
+        if name not in exclude and (experiments is None or name in experiments)
+    ]
+    rows = []
+    for run in client.search_runs(ids, "attributes.status = 'FINISHED'", max_results=50_000):
+        params = run.data.params
+        if "model.name" not in params:
+            continue  # not a training run
+        rows.append(
+            {
+                "run_id": run.info.run_id,
+                "run_name": run.info.run_name,
+                "experiment": names[run.info.experiment_id],
+                "model": params["model.name"],
+                "mix": params["domain_mix.name"],
+                "seed": int(params["seed"]),
+                "iburi": int(params.get("domain_mix.counts.iburi", 0)),
+                "data": data_source(params),
+                **run.data.metrics,
+            }
+        )
+    runs = pd.DataFrame(rows, columns=list(KEYS) if not rows else None)
+    if data is not None:
+        runs = runs[runs["data"].str.contains(data, regex=False)]
+    sources = sorted(runs["data"].unique())
+    if len(sources) > 1:
+        raise ValueError(
+            f"the runs used {len(sources)} data sources ({'; '.join(sources)}); choose one "
+            "with data='<part of its name>'"
+        )
+    return runs

@@ -1,0 +1,81 @@
+"""The paper's figures, redrawn from our runs beside its numbers."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from landslide.bands import BANDS  # noqa: E402
+from landslide.report.paper import METRICS  # noqa: E402
+
+
+def metric_bars(table: pd.DataFrame, title: str) -> Figure:
+    """Figs. 5, 8, 9, 11 style: per metric, ours (with seed spread) beside the paper's bars."""
+    several_domains = table["test_domain"].nunique() > 1
+    labels = [
+        f"{r.network} {r.trained_model}" + (f" @{r.test_domain}" if several_domains else "")
+        for r in table.itertuples()
+    ]
+    x = np.arange(len(labels))
+    fig, axes = plt.subplots(2, 3, figsize=(max(9.0, 1.1 * len(labels) * 1.5), 7.5))
+    axes = axes.ravel()
+    for ax, metric in zip(axes, METRICS, strict=False):
+        ours, paper = table[f"{metric}_ours"], table[f"{metric}_paper"]
+        ax.bar(
+            x - 0.2,
+            ours,
+            0.4,
+            yerr=table[f"{metric}_ours_std"],
+            label="ours",
+            color="tab:blue",
+            capsize=2,
+        )
+        ax.bar(x + 0.2, paper, 0.4, label="paper", color="tab:gray", hatch="//", edgecolor="white")
+        ax.set_title(metric)
+        ax.set_xticks(x, labels, rotation=45, ha="right", fontsize=7)
+        low = np.nanmin(np.concatenate([ours.to_numpy(float), paper.to_numpy(float), [0.0]]))
+        ax.set_ylim(low, 1.0)
+        ax.grid(axis="y", alpha=0.3)
+    handles, names = axes[0].get_legend_handles_labels()
+    axes[-1].axis("off")
+    axes[-1].legend(handles, names, loc="center")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def mmd_heatmaps(table: pd.DataFrame, title: str) -> Figure:
+    """Tables XI/XII as heatmaps: mixes by bands, ours and the paper's side by side."""
+    fig, axes = plt.subplots(1, 2, figsize=(13, 0.6 * table["source"].nunique() + 2.2))
+    for ax, side in zip(axes, ("ours", "paper"), strict=True):
+        grid = table.pivot_table(index=["source", "target"], columns="band", values=side)
+        grid = grid.reindex(columns=list(BANDS))
+        image = ax.imshow(grid.to_numpy(dtype=float), cmap="viridis", aspect="auto")
+        ax.set_xticks(range(len(BANDS)), BANDS, rotation=45, ha="right", fontsize=7)
+        ax.set_yticks(range(len(grid)), [f"{s} to {t}" for s, t in grid.index], fontsize=7)
+        ax.set_title(f"{side} (squared MMD)" if side == "ours" else "paper (MMD as published)")
+        fig.colorbar(image, ax=ax)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def ratio_curve(table: pd.DataFrame) -> Figure:
+    """F1 per test domain against the Iburi share of 700 samples, band = seed spread."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for column in [c for c in table.columns if c.endswith("/f1_ours")]:
+        domain = column.split("/")[1]
+        mean = table[column]
+        std = table[column.replace("_ours", "_ours_std")].fillna(0)
+        ax.plot(table["iburi"], mean, marker="o", label=domain)
+        ax.fill_between(table["iburi"], mean - std, mean + std, alpha=0.2)
+    ax.set_xlabel("Iburi samples of 700 (the rest Jiuzhaigou)")
+    ax.set_ylabel("test F1 (ours)")
+    ax.set_ylim(0, 1)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig

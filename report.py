@@ -1,0 +1,29 @@
+"""Render the paper's tables and figures from MLflow beside its numbers: ``python report.py``."""
+
+import logging
+from pathlib import Path
+
+import hydra
+import mlflow
+from omegaconf import DictConfig
+
+from landslide.report.collect import collect_runs
+from landslide.report.render import log_report, write_report
+
+log = logging.getLogger(__name__)
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="report")
+def main(cfg: DictConfig) -> None:
+    client = mlflow.MlflowClient(cfg.tracking_uri)
+    experiments = list(cfg.experiments) if cfg.experiments else None
+    runs = collect_runs(client, experiments, [cfg.report_experiment], cfg.data)
+    report = write_report(runs, Path(cfg.out_dir))
+    run_id = log_report(
+        client, cfg.report_experiment, cfg.artifact_location, report.parent, len(runs)
+    )
+    log.info("Report of %d runs: %s (MLflow run %s)", len(runs), report, run_id)
+
+
+if __name__ == "__main__":
+    main()

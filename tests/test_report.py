@@ -1,0 +1,122 @@
+"""The report on a small MLflow store made by the test."""
+
+import math
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+
+from landslide.report.collect import collect_runs
+from landslide.report.render import log_report, write_report
+
+WORLD = {"data.world.size": "1024", "data.world.seed": "0", "data.root": "/x/default_world"}
+
+
+def add_run(
+    client, experiment_id, model, mix, seed, metrics, iburi=0, params=WORLD, status="FINISHED"
+):
+    run = client.create_run(experiment_id, run_name=f"{model}-{mix}-seed{seed}")
+    for key, value in {
+        "model.name": model,
+        "domain_mix.name": mix,
+        "domain_mix.counts.iburi": str(iburi),
+        "seed": str(seed),
+        **params,
+    }.items():
+        client.log_param(run.info.run_id, key, value)
+    for key, value in metrics.items():
+        client.log_metric(run.info.run_id, key, value)
+    client.set_terminated(run.info.run_id, status)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> mlflow.MlflowClient:
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    exp = client.create_experiment("landslide", artifact_location=str(tmp_path / "artifacts"))
+    add_run(
+        client,
+        exp,
+        "resu_senet",
+        "ib700",
+        1,
+        {"test/iburi/f1": 0.80, "test/iburi/mcc": 0.7, "mmd/palu/slope": 0.3},
+    )
+    add_run(
+        client,
+        exp,
+        "resu_senet",
+        "ib700",
+        2,
+        {"test/iburi/f1": 0.90, "test/iburi/mcc": 0.8, "mmd/palu/slope": 0.3},
+    )
+    add_run(client, exp, "resu_senet", "j700", 1, {"mmd/palu/slope": 0.1})
+    add_run(client, exp, "resunet", "ib700", 1, {"test/iburi/f1": 0.5}, status="FAILED")
+    for iburi, f1 in ((0, 0.2), (700, 0.6)):
+        for seed, delta in ((1, 0.0), (2, 0.1)):
+            add_run(
+                client,
+                exp,
+                "resu_senet",
+                f"ratio_ib{iburi}",
+                seed,
+                {"test/palu/f1": f1 + delta},
+                iburi=iburi,
+            )
+    return client
+
+
+def test_tables_put_our_numbers_beside_the_papers(store, tmp_path: Path) -> None:
+    runs = collect_runs(store)
+    assert len(runs) == 7  # the failed run is left out
+    report = write_report(runs, tmp_path / "report")
+    table = pd.read_csv(tmp_path / "report" / "table_VI.csv")
+    row = table.query("network == 'resu_senet' and test_domain == 'iburi'").iloc[0]
+    assert row["f1_ours"] == pytest.approx(0.85)
+    assert row["f1_ours_std"] == pytest.approx(0.05)
+    assert row["f1_paper"] == pytest.approx(0.8530)  # Table VI as published
+    assert row["f1_diff"] == pytest.approx(0.85 - 0.8530)
+    assert row["seeds"] == 2
+    resunet = table.query("network == 'resunet' and test_domain == 'iburi'").iloc[0]
+    assert math.isnan(resunet["f1_ours"]) and resunet["f1_paper"] == pytest.approx(0.8246)
+
+    text = report.read_text()
+    assert "not a reproduction of the paper's numbers" in text
+    assert "simulated default world (1024 px per domain, world seed 0)" in text
+    assert "| iburi | resu_senet | ib700 | 2 | — | 0.8766 | — |" in text
+    assert "0.8500 ± 0.0500 | 0.8530 | -0.0030 |" in text
+    for name in ("table_VI.png", "table_IX.png", "table_XI.png", "ratio_sweep.png"):
+        assert (tmp_path / "report" / name).stat().st_size > 10_000
+
+    mmd = pd.read_csv(tmp_path / "report" / "table_XI.csv").query("band == 'slope'")
+    ours = dict(zip(mmd["source"], mmd["ours"], strict=True))
+    assert ours["ib700"] == pytest.approx(0.3) and ours["j700"] == pytest.approx(0.1)
+    ranks = dict(zip(mmd["source"], mmd["ours_rank"], strict=True))
+    assert ranks["j700"] == 1 and ranks["ib700"] == 2
+
+    ratio = pd.read_csv(tmp_path / "report" / "ratio_sweep.csv")
+    assert list(ratio["iburi"]) == [0, 700]
+    assert list(ratio["test/palu/f1_ours"]) == pytest.approx([0.25, 0.65])
+    assert list(ratio["test/palu/f1_ours_std"]) == pytest.approx([0.05, 0.05])
+
+
+def test_report_is_logged_to_a_summary_run(store, tmp_path: Path) -> None:
+    runs = collect_runs(store)
+    report = write_report(runs, tmp_path / "report")
+    run_id = log_report(store, "reports", str(tmp_path / "artifacts"), report.parent, len(runs))
+    files = {a.path for a in store.list_artifacts(run_id, "report")}
+    assert {"report/report.md", "report/table_VI.csv", "report/table_VI.png"} <= files
+    # A second report does not read the first one's summary run as a training run.
+    assert len(collect_runs(store, exclude=["reports"])) == 7
+
+
+def test_runs_on_different_data_are_never_averaged(store, tmp_path: Path) -> None:
+    exp = store.get_experiment_by_name("landslide").experiment_id
+    prepared = {"data.world": "None", "data.root": "/data/prepared"}
+    add_run(store, exp, "resu_senet", "ib700", 3, {"test/iburi/f1": 0.1}, params=prepared)
+    with pytest.raises(ValueError, match="used 2 data sources .* choose one with data="):
+        collect_runs(store)
+    only_prepared = collect_runs(store, data="prepared")
+    assert list(only_prepared["seed"]) == [3]
+    with pytest.raises(ValueError, match=r"experiments \['nope'\] do not exist"):
+        collect_runs(store, ["nope"])
