@@ -30,8 +30,10 @@ def add_run(
     client.set_terminated(run.info.run_id, status)
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> mlflow.MlflowClient:
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> mlflow.MlflowClient:
+    """One store for the module (creating an MLflow database takes seconds)."""
+    tmp_path = tmp_path_factory.mktemp("store")
     client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     exp = client.create_experiment("landslide", artifact_location=str(tmp_path / "artifacts"))
     add_run(
@@ -114,9 +116,13 @@ def test_runs_on_different_data_are_never_averaged(store, tmp_path: Path) -> Non
     exp = store.get_experiment_by_name("landslide").experiment_id
     prepared = {"data.world": "None", "data.root": "/data/prepared"}
     add_run(store, exp, "resu_senet", "ib700", 3, {"test/iburi/f1": 0.1}, params=prepared)
-    with pytest.raises(ValueError, match="used 2 data sources .* choose one with data="):
-        collect_runs(store)
-    only_prepared = collect_runs(store, data="prepared")
-    assert list(only_prepared["seed"]) == [3]
+    try:
+        with pytest.raises(ValueError, match="used 2 data sources .* choose one with data="):
+            collect_runs(store)
+        only_prepared = collect_runs(store, data="prepared")
+        assert list(only_prepared["seed"]) == [3]
+    finally:
+        (extra,) = collect_runs(store, data="prepared")["run_id"]
+        store.delete_run(extra)
     with pytest.raises(ValueError, match=r"experiments \['nope'\] do not exist"):
         collect_runs(store, ["nope"])
