@@ -81,6 +81,7 @@ def mix_to_scene_mmd(
     max_patches: int = 300,
     pixels: int = 2000,
     seed: int = 0,
+    device: str | None = None,
 ) -> dict[str, float]:
     """Per-band squared MMD between a mix's training samples and random windows of a scene.
 
@@ -90,9 +91,11 @@ def mix_to_scene_mmd(
         max_patches: patches drawn from each side (seeded).
         pixels: pixels drawn from each side for the MMD (see :func:`per_band_mmd`).
         seed: seed of every draw.
+        device: where the kernels are computed; None picks a GPU when there is one.
     """
-    source = training_images(datamodule, max_patches, seed)
-    target = scene_images(scene, max_patches, datamodule.patch_size, seed)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    source = training_images(datamodule, max_patches, seed).to(device)
+    target = scene_images(scene, max_patches, datamodule.patch_size, seed).to(device)
     return per_band_mmd(source, target, BANDS, pixels=pixels, seed=seed)
 
 
