@@ -1,7 +1,7 @@
 """What every run records in MLflow besides Lightning's metrics: config, weights, figures."""
 
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,10 +53,20 @@ def log_weights(logger: MLFlowLogger, checkpoint: str | Path) -> None:
 
 
 def log_prediction_figures(
-    logger: MLFlowLogger, batches: Mapping[str, Mapping[str, Tensor]], threshold: float
+    logger: MLFlowLogger,
+    batches: Mapping[str, Mapping[str, Tensor]],
+    threshold: float,
+    bands: Sequence[str],
 ) -> None:
-    """Log one PNG per test domain as ``figures/test_<domain>.png``."""
+    """Log one PNG per test domain as ``figures/test_<domain>.png``.
+
+    Args:
+        logger: the run's logger.
+        batches: test patches with predictions, by domain.
+        threshold: probability above which a pixel is predicted a landslide.
+        bands: the names of the image channels.
+    """
     for domain, batch in batches.items():
-        fig = prediction_figure(batch, f"test patches: {domain}", threshold)
+        fig = prediction_figure(batch, f"test patches: {domain}", threshold, bands)
         logger.experiment.log_figure(logger.run_id, fig, f"figures/test_{domain}.png")
         plt.close(fig)

@@ -50,7 +50,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         )
     trainer.test(task, datamodule=datamodule, ckpt_path=checkpoint.best_model_path, verbose=False)
     log_weights(logger, checkpoint.best_model_path)
-    log_prediction_figures(logger, task.figure_batches, cfg.task.threshold)
+    log_prediction_figures(logger, task.figure_batches, cfg.task.threshold, datamodule.bands)
     logger.finalize("success")
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     log.info(

@@ -140,3 +140,38 @@ def test_flips_keep_image_and_mask_aligned() -> None:
     assert torch.equal(RandomDihedralFlips(p=0.0)(image, mask)[1], mask)
     flipped_all = RandomDihedralFlips(p=1.0)(image, mask)[1]
     assert torch.equal(flipped_all, mask.flip(-1).flip(-2).transpose(-1, -2))
+
+
+def test_blocked_split_keeps_test_pixels_out_of_training(toy_domains: Path) -> None:
+    dm = make_datamodule(toy_domains, {"alpha": 20}, pool_size=30, split="blocked", block_size=48)
+    dm.setup()
+    covered = {}
+    for part in ("train", "test"):
+        covered[part] = np.zeros((160, 160), bool)
+        for p in getattr(dm.pools["alpha"], part):
+            covered[part][p.row : p.row + 32, p.col : p.col + 32] = True
+    assert covered["test"].any() and not (covered["train"] & covered["test"]).any()
+    assert len(dm.pools["gamma"].test) == 20  # test-only domains are not blocked
+
+
+def test_band_subset_reads_those_bands(toy_domains: Path) -> None:
+    dm = make_datamodule(toy_domains, {"alpha": 10}, bands=["post_ndvi", "slope"])
+    dm.setup()
+    sample = dm.train_dataloader().dataset[0]
+    full = make_datamodule(toy_domains, {"alpha": 10})
+    full.setup()
+    assert dm.bands == ("slope", "post_ndvi") and sample["image"].shape == (2, 32, 32)
+    np.testing.assert_allclose(sample["image"], full.train_dataloader().dataset[0]["image"][[0, 9]])
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ({"split": "spatial"}, "split must be one of random, blocked"),
+        ({"split": "blocked", "block_size": 16}, "block_size \\(16 px\\) must be at least"),
+        ({"bands": ["slope", "dem"]}, "unknown bands \\['dem'\\]"),
+    ],
+)
+def test_bad_split_or_bands_fail_early(toy_domains: Path, option: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        make_datamodule(toy_domains, {"alpha": 10}, **option)

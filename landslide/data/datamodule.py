@@ -1,7 +1,7 @@
 """The multi-domain DataModule: fixed sample pools per domain, mixed at configured counts."""
 
-import zlib
-from collections.abc import Mapping
+import logging
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -10,12 +10,24 @@ import rasterio
 from torch import Tensor
 from torch.utils.data import ConcatDataset, DataLoader
 
+from landslide.bands import BANDS, band_set
 from landslide.data.augmentation import RandomDihedralFlips
-from landslide.data.datasets import PatchDataset
+from landslide.data.datasets import PatchDataset, stack_stats
 from landslide.data.layout import DomainFiles
-from landslide.data.sampling import Patch, SamplePool, sample_pool, train_part_size
+from landslide.data.sampling import (
+    Patch,
+    PoolSpec,
+    SamplePool,
+    Split,
+    domain_seed,
+    load_pool,
+    sample_pool,
+    train_part_size,
+)
 
 KNOWN, UNKNOWN = "known", "unknown"
+
+log = logging.getLogger(__name__)
 
 
 class LandslideDataModule(L.LightningDataModule):
@@ -28,6 +40,11 @@ class LandslideDataModule(L.LightningDataModule):
     those are held out for validation (model selection by lowest validation loss), so a
     domain contributes exactly ``mix[domain]`` samples to training and validation together
     and none of them to any test set. Every domain, known or unknown, is a test set.
+
+    A domain folder may hold a saved sample index (``samples.json``, written by
+    ``prepare.py``); it is used when it was made with this DataModule's pool parameters,
+    and the pool is computed from the mask otherwise (both by
+    :func:`~landslide.data.sampling.sample_pool`).
 
     Args:
         root: folder holding one sub-folder per domain (see :class:`DomainFiles`).
@@ -46,6 +63,11 @@ class LandslideDataModule(L.LightningDataModule):
         num_workers: DataLoader worker processes.
         seed: seed of the pools and the validation split, independent of the training seed
             so every model is tested on the same samples.
+        bands: the input bands, any subset of :data:`~landslide.bands.BANDS` (read in that
+            order); every domain's stack must hold them.
+        split: ``random`` (the paper's) or ``blocked`` train/test split of known domains
+            (see :mod:`landslide.data.sampling`).
+        block_size: block side in pixels of the ``blocked`` split.
     """
 
     def __init__(
@@ -63,6 +85,9 @@ class LandslideDataModule(L.LightningDataModule):
         batch_size: int = 5,
         num_workers: int = 0,
         seed: int = 0,
+        bands: Sequence[str] = BANDS,
+        split: Split = "random",
+        block_size: int = 352,
     ) -> None:
         super().__init__()
         self.root = Path(root)
@@ -78,6 +103,9 @@ class LandslideDataModule(L.LightningDataModule):
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.seed = seed
+        self.bands = band_set(bands)
+        self.split = split
+        self.block_size = block_size
         self.augment = RandomDihedralFlips()
         self._check_config()
         self.pools: dict[str, SamplePool] = {}
@@ -125,6 +153,8 @@ class LandslideDataModule(L.LightningDataModule):
                 )
         if sum(self.mix.values()) == 0:
             raise ValueError("domain_mix selects no training samples; give at least one count")
+        for name in self.domains:
+            self.pool_spec(name)  # checks split and block_size
 
     def prepare_data(self) -> None:
         """Generate the default world on first use (cached), or check prepared data."""
@@ -146,27 +176,34 @@ class LandslideDataModule(L.LightningDataModule):
                     "(python prepare.py) or use data=default_world"
                 )
 
-    def _domain_seed(self, name: str) -> int:
-        # A stable per-domain seed (Python's hash() is randomised per process).
-        return self.seed * 1_000_003 + zlib.crc32(name.encode())
+    def pool_spec(self, name: str) -> PoolSpec:
+        """The parameters of domain ``name``'s pool."""
+        known = self.domains[name]["role"] == KNOWN
+        return PoolSpec(
+            patch_size=self.patch_size,
+            pool_size=self.pool_size if known else self.unknown_pool_size,
+            test_fraction=self.test_fraction if known else 1.0,
+            seed=domain_seed(self.seed, name),
+            min_landslide_fraction=self.min_landslide_fraction,
+            split=self.split,
+            block_size=self.block_size,
+        )
 
     def setup(self, stage: str | None = None) -> None:
         """Build the pools and the mixed training/validation sets (cheap, deterministic)."""
         if self.pools:
             return
-        for name, cfg in self.domains.items():
-            with rasterio.open(self.files(name).mask) as src:
-                mask = src.read(1)
-            known = cfg["role"] == KNOWN
-            self.pools[name] = sample_pool(
-                mask,
-                self.patch_size,
-                self.pool_size if known else self.unknown_pool_size,
-                self.test_fraction if known else 1.0,
-                self._domain_seed(name),
-                min_landslide_fraction=self.min_landslide_fraction,
-                name=name,
-            )
+        for name in self.domains:
+            files, spec = self.files(name), self.pool_spec(name)
+            stack_stats(files, self.bands)
+            pool = load_pool(files.samples, spec)
+            if pool is None:
+                with rasterio.open(files.mask) as src:
+                    mask = src.read(1)
+                pool = sample_pool(mask, spec, name=name)
+            else:
+                log.info("domain %s: using the saved sample index %s", name, files.samples)
+            self.pools[name] = pool
         for name, count in self.mix.items():
             chosen = self.pools[name].train[:count]
             n_val = round(count * self.val_fraction)
@@ -178,7 +215,9 @@ class LandslideDataModule(L.LightningDataModule):
         names = list(self.domains)
         return ConcatDataset(
             [
-                PatchDataset(self.files(name), items, self.patch_size, names.index(name))
+                PatchDataset(
+                    self.files(name), items, self.patch_size, names.index(name), self.bands
+                )
                 for name, items in patches.items()
                 if items
             ]
@@ -203,7 +242,9 @@ class LandslideDataModule(L.LightningDataModule):
         names = list(self.domains)
         return [
             self._loader(
-                PatchDataset(self.files(n), self.pools[n].test, self.patch_size, names.index(n)),
+                PatchDataset(
+                    self.files(n), self.pools[n].test, self.patch_size, names.index(n), self.bands
+                ),
                 shuffle=False,
             )
             for n in names

@@ -1,6 +1,7 @@
 """torchgeo datasets over a prepared domain, and a map-style view of fixed patches."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -14,11 +15,27 @@ from landslide.data.sampling import Patch
 
 
 class LandslideStack(RasterDataset):
-    """The ten-band analysis-ready stack of one domain (see :data:`BANDS`)."""
+    """The analysis-ready stack of one domain, reading the requested bands.
+
+    Args:
+        path: the stack GeoTIFF.
+        stack_bands: the bands the file holds, in order (from its statistics).
+        bands: the bands to read, each one of ``stack_bands``.
+        transforms: sample transform (normalisation).
+    """
 
     filename_glob = "stack.tif"
     is_image = True
-    all_bands = BANDS
+
+    def __init__(
+        self,
+        path: Path,
+        stack_bands: Sequence[str],
+        bands: Sequence[str],
+        transforms: Callable[[dict[str, Tensor]], dict[str, Tensor]] | None = None,
+    ) -> None:
+        self.all_bands = tuple(stack_bands)
+        super().__init__(paths=[str(path)], bands=list(bands), transforms=transforms)
 
 
 class LandslideMask(RasterDataset):
@@ -28,16 +45,40 @@ class LandslideMask(RasterDataset):
     is_image = False
 
 
-def domain_dataset(files: DomainFiles) -> IntersectionDataset:
-    """Image stack intersected with its mask, normalised with the domain's statistics."""
+def stack_stats(files: DomainFiles, bands: Sequence[str]) -> BandStats:
+    """The statistics of a domain's stack, checking that it holds ``bands``.
+
+    Raises:
+        FileNotFoundError: if a file of the domain is missing.
+        ValueError: if the stack lacks a requested band.
+    """
     missing = files.missing()
     if missing:
         raise FileNotFoundError(
             f"{files.root}: missing {', '.join(p.name for p in missing)}; prepare the domain "
             "first (the default world is generated on first use)"
         )
-    normalize = MinMaxNormalize(BandStats.load(files.stats))
-    image = LandslideStack(paths=[str(files.stack)], transforms=normalize)
+    stats = BandStats.load(files.stats)
+    absent = [b for b in bands if b not in stats.bands]
+    if absent:
+        raise ValueError(
+            f"{files.stack}: has no band {', '.join(absent)} (it holds {', '.join(stats.bands)}); "
+            "choose a band set it holds (bands=... or data.bands=[...]) or prepare it again "
+            "with those bands"
+        )
+    return stats
+
+
+def domain_dataset(files: DomainFiles, bands: Sequence[str] = BANDS) -> IntersectionDataset:
+    """Image stack intersected with its mask, normalised with the domain's statistics.
+
+    Args:
+        files: the domain's files.
+        bands: the bands to read, in :data:`BANDS` order.
+    """
+    stats = stack_stats(files, bands)
+    normalize = MinMaxNormalize(stats.select(bands))
+    image = LandslideStack(files.stack, stats.bands, bands, transforms=normalize)
     mask = LandslideMask(paths=[str(files.mask)])
     return image & mask
 
@@ -56,12 +97,19 @@ class PatchDataset(Dataset[dict[str, Tensor]]):
         patches: pixel windows on the domain's grid.
         size: patch side in pixels.
         domain_index: integer stored in each sample under ``"domain"``.
+        bands: the bands to read, in :data:`BANDS` order.
     """
 
     def __init__(
-        self, files: DomainFiles, patches: Sequence[Patch], size: int, domain_index: int = 0
+        self,
+        files: DomainFiles,
+        patches: Sequence[Patch],
+        size: int,
+        domain_index: int = 0,
+        bands: Sequence[str] = BANDS,
     ) -> None:
         self.files = files
+        self.bands = tuple(bands)
         self.patches = tuple(patches)
         self.size = size
         self.domain_index = domain_index
@@ -71,7 +119,7 @@ class PatchDataset(Dataset[dict[str, Tensor]]):
     def dataset(self) -> IntersectionDataset:
         # Opened lazily so each DataLoader worker builds its own file handles.
         if self._dataset is None:
-            self._dataset = domain_dataset(self.files)
+            self._dataset = domain_dataset(self.files, self.bands)
         return self._dataset
 
     def __len__(self) -> int:

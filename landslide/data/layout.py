@@ -7,6 +7,10 @@ the DataModule reads both through one code path.
 from dataclasses import dataclass
 from pathlib import Path
 
+#: Mask values: stable ground, landslide, and pixels to ignore (no valid imagery, outside
+#: the area of interest, or unlabelled). No sample window holds an ignored pixel.
+STABLE, LANDSLIDE, IGNORED = 0, 1, 255
+
 
 @dataclass(frozen=True)
 class DomainFiles:
@@ -20,12 +24,14 @@ class DomainFiles:
 
     @property
     def stack(self) -> Path:
-        """Ten-band float32 GeoTIFF in :data:`landslide.bands.BANDS` order."""
+        """float32 GeoTIFF of the bands named in :attr:`stats`, in
+        :data:`landslide.bands.BANDS` order (all ten for the default world)."""
         return self.root / "stack.tif"
 
     @property
     def mask(self) -> Path:
-        """Single-band uint8 GeoTIFF on the stack's grid: 1 landslide, 0 not."""
+        """Single-band uint8 GeoTIFF on the stack's grid: :data:`LANDSLIDE`,
+        :data:`STABLE` or :data:`IGNORED`."""
         return self.root / "mask.tif"
 
     @property
@@ -37,6 +43,11 @@ class DomainFiles:
     def stats(self) -> Path:
         """Per-band normalisation statistics (JSON), see :mod:`landslide.data.normalization`."""
         return self.root / "stats.json"
+
+    @property
+    def samples(self) -> Path:
+        """Optional saved sample index (JSON), see :mod:`landslide.data.sampling`."""
+        return self.root / "samples.json"
 
     def missing(self) -> list[Path]:
         """The required files that do not exist."""

@@ -7,6 +7,7 @@ mapping time. Mean and standard deviation are saved too, for users who prefer z-
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -33,6 +34,24 @@ class BandStats:
     maximum: tuple[float, ...]
     mean: tuple[float, ...]
     std: tuple[float, ...]
+
+    def select(self, bands: Sequence[str]) -> "BandStats":
+        """The statistics of ``bands`` only, in the given order.
+
+        Raises:
+            ValueError: if a band has no statistics.
+        """
+        absent = [b for b in bands if b not in self.bands]
+        if absent:
+            raise ValueError(f"no statistics for bands {absent} (have {self.bands})")
+        index = [self.bands.index(b) for b in bands]
+        return BandStats(
+            bands=tuple(bands),
+            **{
+                f: tuple(getattr(self, f)[i] for i in index)
+                for f in ("minimum", "maximum", "mean", "std")
+            },
+        )
 
     def save(self, path: Path) -> None:
         """Write the statistics as JSON, atomically (temporary name, then rename)."""

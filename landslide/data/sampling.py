@@ -1,18 +1,38 @@
-"""Balanced patch locations and the paper's sample pools.
+"""Balanced patch locations, the paper's sample pools and their saved index.
 
 The paper's "Data Sample Production" tool cuts patches around the landslide inventory and
 keeps positive (landslide) and negative (no landslide) patches in balance; "Dataset Split"
 divides a domain's 1000 samples 7:3 into training and testing. Here both happen on the mask
 raster, seeded, so every run of every model sees the same pools.
 
-Patches may overlap, as in the paper. Overlapping training and test patches share pixels,
-so test scores of a random split are optimistic; keep that in mind when comparing domains.
+Two splits are offered:
+
+* ``random`` (the default, the paper's): patches are drawn anywhere and split at random.
+  Patches may overlap, as in the paper, so overlapping training and test patches share
+  pixels and test scores are optimistic.
+* ``blocked``: the scene is cut into square blocks of ``block_size`` pixels, a seeded
+  ``test_fraction`` of the blocks holds the test part and the rest the training part, and
+  windows straddling both sides are never drawn. No test pixel is ever seen in training, at
+  the price of fewer candidate windows and a split that depends on where landslides lie.
+
+Pixels marked :data:`~landslide.data.layout.IGNORED` in the mask never fall in a patch.
 """
 
+import json
+import math
+import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
 
 import numpy as np
+
+from landslide.data.layout import IGNORED, LANDSLIDE
+
+Split = Literal["random", "blocked"]
+SPLITS: tuple[str, ...] = ("random", "blocked")
+SPLIT_PARTS: tuple[str, str] = ("train", "test")
 
 
 @dataclass(frozen=True)
@@ -44,20 +64,62 @@ class SamplePool:
     test: tuple[Patch, ...]
 
 
-def window_landslide_fraction(mask: np.ndarray, size: int, stride: int) -> np.ndarray:
-    """Fraction of landslide pixels in every ``size`` window on a ``stride`` grid.
+@dataclass(frozen=True)
+class PoolSpec:
+    """Everything that determines a domain's pool (with its mask).
+
+    Attributes:
+        patch_size: patch side in pixels (the paper's 88).
+        pool_size: patches in the pool (the paper's 1000).
+        test_fraction: test share of the pool (the paper's 0.3; 1.0 for test-only domains).
+        seed: the domain's seed (see :func:`domain_seed`).
+        min_landslide_fraction: least landslide share of a positive patch.
+        split: ``random`` or ``blocked`` (see the module docstring).
+        block_size: block side in pixels of the ``blocked`` split.
+    """
+
+    patch_size: int
+    pool_size: int
+    test_fraction: float
+    seed: int
+    min_landslide_fraction: float = 0.005
+    split: Split = "random"
+    block_size: int = 352
+
+    def __post_init__(self) -> None:
+        if self.split not in SPLITS:
+            raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {self.split!r}")
+        if self.split == "blocked" and self.block_size < self.patch_size:
+            raise ValueError(
+                f"block_size ({self.block_size} px) must be at least the patch size "
+                f"({self.patch_size} px), or no window fits in a block"
+            )
+        if not 0.0 <= self.test_fraction <= 1.0:
+            raise ValueError(f"test_fraction must be in [0, 1], got {self.test_fraction}")
+
+
+def domain_seed(seed: int, name: str) -> int:
+    """A stable per-domain pool seed (Python's ``hash()`` is randomised per process)."""
+    return seed * 1_000_003 + zlib.crc32(name.encode())
+
+
+def window_fraction(values: np.ndarray, size: int, stride: int) -> np.ndarray:
+    """Share of true pixels of a boolean raster in every ``size`` window on a ``stride`` grid.
 
     Uses a summed-area table, so the cost does not depend on the window size.
 
     Returns:
         Array [n_rows, n_cols]; entry (i, j) is the window with top-left
         (i * stride, j * stride).
+
+    Raises:
+        ValueError: if the raster is smaller than one window.
     """
-    height, width = mask.shape
+    height, width = values.shape
     if height < size or width < size:
         raise ValueError(f"scene of {height}x{width} px is smaller than one {size} px patch")
     table = np.zeros((height + 1, width + 1), dtype=np.int64)
-    table[1:, 1:] = np.cumsum(np.cumsum(mask > 0, axis=0), axis=1)
+    table[1:, 1:] = np.cumsum(np.cumsum(values, axis=0, dtype=np.int64), axis=1)
     rows = np.arange(0, height - size + 1, stride)
     cols = np.arange(0, width - size + 1, stride)
     r0, c0 = np.meshgrid(rows, cols, indexing="ij")
@@ -65,6 +127,11 @@ def window_landslide_fraction(mask: np.ndarray, size: int, stride: int) -> np.nd
         table[r0 + size, c0 + size] - table[r0, c0 + size] - table[r0 + size, c0] + table[r0, c0]
     )
     return counts / float(size * size)
+
+
+def window_landslide_fraction(mask: np.ndarray, size: int, stride: int) -> np.ndarray:
+    """Fraction of landslide pixels in every ``size`` window (see :func:`window_fraction`)."""
+    return window_fraction(mask == LANDSLIDE, size, stride)
 
 
 def balanced_patches(
@@ -76,21 +143,24 @@ def balanced_patches(
     min_landslide_fraction: float = 0.005,
     stride: int = 8,
     name: str = "scene",
+    allowed: np.ndarray | None = None,
 ) -> tuple[list[Patch], list[Patch]]:
     """Draw ``count // 2`` positive and ``count - count // 2`` negative patches.
 
     A positive patch has at least ``min_landslide_fraction`` landslide pixels; a negative
-    patch has none. Candidates lie on a ``stride`` pixel grid and are drawn without
-    replacement.
+    patch has none. Neither holds an ignored pixel. Candidates lie on a ``stride`` pixel
+    grid and are drawn without replacement.
 
     Args:
-        mask: landslide mask, 1 landslide, 0 not.
+        mask: landslide mask (see :mod:`landslide.data.layout` for its values).
         count: number of patches to draw.
         size: patch side in pixels.
         rng: random generator (seeded by the caller).
         min_landslide_fraction: least landslide share of a positive patch.
         stride: spacing of candidate windows in pixels.
         name: the scene's name, for error messages.
+        allowed: optional boolean grid of the candidate windows (as returned by
+            :func:`window_fraction`) that may be drawn.
 
     Returns:
         The positive and the negative patches.
@@ -99,17 +169,20 @@ def balanced_patches(
         ValueError: if the scene has too few candidate windows of either kind.
     """
     fraction = window_landslide_fraction(mask, size, stride)
+    usable = window_fraction(mask == IGNORED, size, stride) == 0
+    if allowed is not None:
+        usable &= allowed
     n_pos, n_neg = count // 2, count - count // 2
     drawn: dict[bool, list[Patch]] = {}
     for positive, wanted, candidates in (
-        (True, n_pos, np.argwhere(fraction >= min_landslide_fraction)),
-        (False, n_neg, np.argwhere(fraction == 0)),
+        (True, n_pos, np.argwhere(usable & (fraction >= min_landslide_fraction))),
+        (False, n_neg, np.argwhere(usable & (fraction == 0))),
     ):
         if len(candidates) < wanted:
             kind = "landslide" if positive else "landslide-free"
             raise ValueError(
                 f"{name}: only {len(candidates)} {kind} {size} px windows, {wanted} needed; "
-                "use a larger scene or lower data.pool_size"
+                "use a larger scene or a smaller pool (pool_size)"
             )
         chosen = candidates[rng.choice(len(candidates), size=wanted, replace=False)]
         drawn[positive] = [Patch(int(i) * stride, int(j) * stride, positive) for i, j in chosen]
@@ -136,26 +209,97 @@ def train_part_size(pool_size: int, test_fraction: float) -> int:
     return pool_size - sum(_test_counts(pool_size, test_fraction))
 
 
-def sample_pool(
-    mask: np.ndarray,
-    size: int,
-    pool_size: int,
-    test_fraction: float,
-    seed: int,
-    *,
-    min_landslide_fraction: float = 0.005,
-    name: str = "scene",
-) -> SamplePool:
-    """The paper's per-domain pool: balanced patches split into train and test parts.
+def blocked_test_mask(
+    shape: tuple[int, int], block_size: int, test_fraction: float, rng: np.random.Generator
+) -> np.ndarray:
+    """A boolean raster: True on the seeded ``test_fraction`` of ``block_size`` blocks.
 
-    The split is stratified: both parts keep the positive/negative balance.
+    Raises:
+        ValueError: if the scene is cut into too few blocks to give both parts one.
     """
-    rng = np.random.default_rng(seed)
-    positives, negatives = balanced_patches(
-        mask, pool_size, size, rng, min_landslide_fraction=min_landslide_fraction, name=name
-    )
-    n_test_pos, n_test_neg = _test_counts(pool_size, test_fraction)
+    height, width = shape
+    n_rows, n_cols = math.ceil(height / block_size), math.ceil(width / block_size)
+    n_blocks = n_rows * n_cols
+    n_test = round(n_blocks * test_fraction)
+    if not 0 < n_test < n_blocks:
+        raise ValueError(
+            f"a blocked split of {height}x{width} px into {block_size} px blocks gives "
+            f"{n_blocks} blocks, too few for a {test_fraction:.0%} test part; lower block_size"
+        )
+    chosen = np.zeros(n_blocks, dtype=bool)
+    chosen[rng.permutation(n_blocks)[:n_test]] = True
+    blocks = chosen.reshape(n_rows, n_cols)
+    return np.repeat(np.repeat(blocks, block_size, axis=0), block_size, axis=1)[:height, :width]
+
+
+def sample_pool(
+    mask: np.ndarray, spec: PoolSpec, *, stride: int = 8, name: str = "scene"
+) -> SamplePool:
+    """A domain's pool: balanced patches split into training and test parts.
+
+    The split is stratified: both parts keep the positive/negative balance. See the module
+    docstring for the ``random`` and ``blocked`` splits.
+
+    Args:
+        mask: the domain's mask.
+        spec: pool parameters.
+        stride: spacing of candidate windows in pixels.
+        name: the domain's name, for error messages.
+
+    Raises:
+        ValueError: if the scene holds too few windows of a kind.
+    """
+    rng = np.random.default_rng(spec.seed)
+    options = dict(min_landslide_fraction=spec.min_landslide_fraction, stride=stride, name=name)
+    n_test_pos, n_test_neg = _test_counts(spec.pool_size, spec.test_fraction)
+    if spec.split == "random" or n_test_pos + n_test_neg in (0, spec.pool_size):
+        positives, negatives = balanced_patches(
+            mask, spec.pool_size, spec.patch_size, rng, **options
+        )
+        return SamplePool(
+            train=tuple(interleave(positives[n_test_pos:], negatives[n_test_neg:])),
+            test=tuple(interleave(positives[:n_test_pos], negatives[:n_test_neg])),
+        )
+    in_test = blocked_test_mask(mask.shape, spec.block_size, spec.test_fraction, rng)
+    share = window_fraction(in_test, spec.patch_size, stride)
+    parts = []
+    for allowed, count, part in (
+        (share == 1, n_test_pos + n_test_neg, "test"),
+        (share == 0, spec.pool_size - n_test_pos - n_test_neg, "training"),
+    ):
+        options["name"] = f"{name} ({part} blocks)"
+        parts.append(
+            balanced_patches(mask, count, spec.patch_size, rng, allowed=allowed, **options)
+        )
+    (test_pos, test_neg), (train_pos, train_neg) = parts
     return SamplePool(
-        train=tuple(interleave(positives[n_test_pos:], negatives[n_test_neg:])),
-        test=tuple(interleave(positives[:n_test_pos], negatives[:n_test_neg])),
+        train=tuple(interleave(train_pos, train_neg)), test=tuple(interleave(test_pos, test_neg))
     )
+
+
+def save_pool(path: Path, pool: SamplePool, spec: PoolSpec) -> None:
+    """Write a pool as a JSON sample index: its spec and ``[row, col, positive]`` windows."""
+    index = {
+        "spec": asdict(spec),
+        **{part: [[p.row, p.col, p.positive] for p in getattr(pool, part)] for part in SPLIT_PARTS},
+    }
+    Path(path).write_text(json.dumps(index))
+
+
+def load_pool(path: Path, spec: PoolSpec) -> SamplePool | None:
+    """Read a sample index written by :func:`save_pool`.
+
+    Returns:
+        The pool, or None when there is no index or it was made with another spec.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return None
+    index = json.loads(path.read_text())
+    if index.get("spec") != asdict(spec):
+        return None
+    parts = {
+        part: tuple(Patch(int(r), int(c), bool(p)) for r, c, p in index[part])
+        for part in SPLIT_PARTS
+    }
+    return SamplePool(**parts)
