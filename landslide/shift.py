@@ -26,6 +26,7 @@ def patch_images(
     files: Mapping[str, DomainFiles],
     patches: Mapping[str, Sequence[Patch]],
     size: int,
+    bands: Sequence[str] = BANDS,
     max_patches: int | None = None,
     seed: int = 0,
 ) -> Tensor:
@@ -35,6 +36,7 @@ def patch_images(
         files: the files of each domain named in ``patches``.
         patches: patches by domain name.
         size: patch side in pixels.
+        bands: the bands to read, in stack order.
         max_patches: draw at most this many patches in all (seeded, spread over the domains
             in proportion to their counts); None reads every patch.
         seed: seed of that draw.
@@ -45,7 +47,8 @@ def patch_images(
         items = [items[i] for i in sorted(keep)]
     images = []
     for name in dict.fromkeys(n for n, _ in items):
-        dataset = PatchDataset(files[name], [p for n, p in items if n == name], size)
+        chosen = [p for n, p in items if n == name]
+        dataset = PatchDataset(files[name], chosen, size, bands=bands)
         images.extend(dataset[i]["image"] for i in range(len(dataset)))
     return torch.stack(images)
 
@@ -66,13 +69,15 @@ def training_images(datamodule: LandslideDataModule, max_patches: int, seed: int
     """Normalised images of a set-up DataModule's training and validation patches."""
     patches = {n: datamodule.train_patches[n] + datamodule.val_patches[n] for n in datamodule.mix}
     files = {n: datamodule.files(n) for n in patches}
-    return patch_images(files, patches, datamodule.patch_size, max_patches, seed)
+    return patch_images(files, patches, datamodule.patch_size, datamodule.bands, max_patches, seed)
 
 
-def scene_images(files: DomainFiles, count: int, size: int, seed: int = 0) -> Tensor:
+def scene_images(
+    files: DomainFiles, count: int, size: int, bands: Sequence[str] = BANDS, seed: int = 0
+) -> Tensor:
     """Normalised images of ``count`` random windows of a scene."""
     windows = random_windows(files, count, size, seed)
-    return patch_images({"scene": files}, {"scene": windows}, size)
+    return patch_images({"scene": files}, {"scene": windows}, size, bands)
 
 
 def mix_to_scene_mmd(
@@ -95,8 +100,8 @@ def mix_to_scene_mmd(
     """
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     source = training_images(datamodule, max_patches, seed).to(device)
-    target = scene_images(scene, max_patches, datamodule.patch_size, seed).to(device)
-    return per_band_mmd(source, target, BANDS, pixels=pixels, seed=seed)
+    target = scene_images(scene, max_patches, datamodule.patch_size, datamodule.bands, seed)
+    return per_band_mmd(source, target.to(device), datamodule.bands, pixels=pixels, seed=seed)
 
 
 def mix_to_domain_mmd(datamodule: LandslideDataModule, target: str, **kwargs) -> dict[str, float]:

@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 from landslide.data.datamodule import LandslideDataModule
 from landslide.task import SegmentationTask
 from landslide.tracking import log_config, log_prediction_figures, log_weights
+from landslide.world import GENERATOR_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     trainer: L.Trainer = build(cfg.trainer, logger=logger, callbacks=callbacks)
 
     log_config(logger, cfg)
+    if cfg.data.get("world") is not None:
+        # Runs on different versions of the simulated world must never be averaged.
+        logger.log_hyperparams({"data.world.generator_version": GENERATOR_VERSION})
     trainer.fit(task, datamodule=datamodule)
     checkpoint = next(c for c in callbacks if isinstance(c, ModelCheckpoint))
     if not checkpoint.best_model_path:

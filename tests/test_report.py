@@ -10,7 +10,12 @@ import pytest
 from landslide.report.collect import collect_runs
 from landslide.report.render import log_report, write_report
 
-WORLD = {"data.world.size": "1024", "data.world.seed": "0", "data.root": "/x/default_world"}
+WORLD = {
+    "data.world.size": "1024",
+    "data.world.seed": "0",
+    "data.world.generator_version": "2",
+    "data.root": "/x/default_world",
+}
 
 
 def add_run(
@@ -84,7 +89,7 @@ def test_tables_put_our_numbers_beside_the_papers(store, tmp_path: Path) -> None
 
     text = report.read_text()
     assert "not a reproduction of the paper's numbers" in text
-    assert "simulated default world (1024 px per domain, world seed 0)" in text
+    assert "simulated default world v2 (1024 px per domain, world seed 0)" in text
     assert "| iburi | resu_senet | ib700 | 2 | — | 0.8766 | — |" in text
     assert "0.8500 ± 0.0500 | 0.8530 | -0.0030 |" in text
     for name in ("table_VI.png", "table_IX.png", "table_XI.png", "ratio_sweep.png"):

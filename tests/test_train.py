@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 
 from landslide.config import compose_config
 from landslide.training import build, train
+from landslide.world import GENERATOR_VERSION
 
 ROOT = Path(__file__).resolve().parents[1]
 DOMAINS = ("iburi", "jiuzhaigou", "palu", "luding")
@@ -63,6 +64,7 @@ def test_train_logs_params_metrics_and_artifacts(tmp_path: Path, tracking: str) 
     assert run.data.params["model.name"] == "resu_senet"
     assert run.data.params["domain_mix.counts.iburi"] == "350"
     assert run.data.params["task.lr"] == "0.0001"
+    assert run.data.params["data.world.generator_version"] == str(GENERATOR_VERSION)
     for key in ["train/loss", "val/loss"] + [f"test/{d}/{m}" for d in DOMAINS for m in METRICS]:
         assert key in run.data.metrics, key
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}

@@ -23,7 +23,8 @@ def data_source(params: dict[str, str]) -> str:
     size = params.get("data.world.size")
     if size not in (None, "None"):
         seed = params.get("data.world.seed")
-        return f"simulated default world ({size} px per domain, world seed {seed})"
+        version = params.get("data.world.generator_version", "?")
+        return f"simulated default world v{version} ({size} px per domain, world seed {seed})"
     return f"prepared data ({params.get('data.root', 'unknown root')})"
 
 
