@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from landslide.models.blocks import ResidualUnit, SqueezeExcitation
+from landslide.models.blocks import ResidualUnit, SqueezeExcitation, pad_to_multiple
 
 NUM_DOWNSAMPLINGS = 3
 """Stride-2 steps between the input and the bridge; inputs are padded to a multiple of 2**3."""
@@ -110,7 +110,7 @@ class ResUNet(nn.Module):
             Logits ``[N, num_classes, H, W]``.
         """
         height, width = x.shape[-2:]
-        x = _pad_to_multiple(x, 2**NUM_DOWNSAMPLINGS)
+        x = pad_to_multiple(x, 2**NUM_DOWNSAMPLINGS)
 
         skips = [self.stem(x)]
         for unit in self.encoder:
@@ -125,16 +125,3 @@ class ResUNet(nn.Module):
             features = unit(torch.cat([features, skip], dim=1))
 
         return self.head(features)[..., :height, :width]
-
-
-def _pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
-    """Pad height and width at the bottom and right up to a multiple of ``multiple``.
-
-    Replicate padding works for any input size (reflect needs the pad to be smaller than
-    the image) and does not put an out-of-range value at the border.
-    """
-    pad_h = -x.shape[-2] % multiple
-    pad_w = -x.shape[-1] % multiple
-    if pad_h == 0 and pad_w == 0:
-        return x
-    return F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
