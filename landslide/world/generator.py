@@ -67,7 +67,7 @@ from landslide.world.terrain import Terrain, TerrainTile, Window
 logger = logging.getLogger(__name__)
 
 #: Bump when the generator's output changes for the same parameters: cached worlds regenerate.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 #: Name of the parameter record in each generated domain folder.
 RECORD_NAME = "world.json"
 #: Side of the tiles the scene is generated and written in (a multiple of the file blocks).
@@ -292,8 +292,9 @@ class _Scene:
         cloud: CloudParams = getattr(self.p, date).cloud
         if cloud.cover <= 0:
             return None
-        reach = max(abs(d) for d in _shadow_shift(cloud, self.suns[date]))
-        return NoiseField(seed, 3.5, 50.0, (self.size, self.size), reach_px=int(reach) + 3)
+        longest = max(_shadow_shift(cloud, self.suns[date]), key=abs)
+        reach = abs(math.ceil(longest)) + 2  # beyond the rounded shift
+        return NoiseField(seed, 3.5, 50.0, (self.size, self.size), reach_px=reach)
 
     def tiles(self) -> list[Window]:
         """The tiles of the scene, row by row."""
