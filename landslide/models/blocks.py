@@ -1,4 +1,4 @@
-"""Building blocks shared by the networks: the residual unit, SE and input padding.
+"""Building blocks shared by the networks: the residual unit, SE, and any-size inputs.
 
 The residual unit is the one of ResU-Net (Zhang, Liu & Wang 2018, after He et al. 2016,
 "Identity mappings in deep residual networks"): BN-ReLU-conv3x3-BN-ReLU-conv3x3, added to
@@ -122,3 +122,30 @@ def pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
     if pad_h == 0 and pad_w == 0:
         return x
     return F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+
+
+class AnySizeSegmenter(nn.Module):
+    """Base of the networks: segments images of any size despite their down-sampling.
+
+    A subclass sets ``total_stride`` (the product of its strides) and implements
+    :meth:`segment` for inputs whose height and width are multiples of it; :meth:`forward`
+    pads the input with :func:`pad_to_multiple` and crops the logits back to its size.
+    """
+
+    total_stride: int = 1
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Segment a batch of images.
+
+        Args:
+            x: images ``[N, in_channels, H, W]``, any ``H`` and ``W``.
+
+        Returns:
+            Logits ``[N, num_classes, H, W]``.
+        """
+        height, width = x.shape[-2:]
+        return self.segment(pad_to_multiple(x, self.total_stride))[..., :height, :width]
+
+    def segment(self, x: Tensor) -> Tensor:
+        """Logits ``[N, num_classes, H, W]`` of images whose sides are multiples of the stride."""
+        raise NotImplementedError

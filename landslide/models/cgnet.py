@@ -60,7 +60,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from landslide.models.blocks import SqueezeExcitation, pad_to_multiple
+from landslide.models.blocks import AnySizeSegmenter, SqueezeExcitation
 
 TOTAL_STRIDE = 8
 """Down-sampling from the input to stage 3; inputs are padded to a multiple of it."""
@@ -167,7 +167,7 @@ class ContextGuidedBlock(nn.Module):
         return out if self.downsample else x + out
 
 
-class CGNet(nn.Module):
+class CGNet(AnySizeSegmenter):
     """CGNet (Wu et al., TIP 2021), M3N21: stages of 3 and 21 CG blocks, 0.5 M parameters.
 
     Returns LOGITS (no sigmoid or softmax) at the input size, for any input size.
@@ -184,6 +184,8 @@ class CGNet(nn.Module):
     Raises:
         ValueError: if a stage has fewer than one block.
     """
+
+    total_stride = TOTAL_STRIDE
 
     def __init__(
         self,
@@ -226,17 +228,7 @@ class CGNet(nn.Module):
 
         self.head = _conv(256, num_classes, 1)
 
-    def forward(self, x: Tensor) -> Tensor:
-        """Segment a batch of images.
-
-        Args:
-            x: images ``[N, in_channels, H, W]``, any ``H`` and ``W``.
-
-        Returns:
-            Logits ``[N, num_classes, H, W]``.
-        """
-        height, width = x.shape[-2:]
-        x = pad_to_multiple(x, TOTAL_STRIDE)
+    def segment(self, x: Tensor) -> Tensor:
         injected_half = self.inject(x)
         injected_quarter = self.inject(injected_half)
 
@@ -251,4 +243,4 @@ class CGNet(nn.Module):
         logits = F.interpolate(
             self.head(features), size=x.shape[-2:], mode="bilinear", align_corners=False
         )
-        return logits[..., :height, :width]
+        return logits

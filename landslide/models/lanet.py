@@ -64,7 +64,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models import resnet50
 
-from landslide.models.blocks import pad_to_multiple
+from landslide.models.blocks import AnySizeSegmenter
 
 TOTAL_STRIDE = 32
 """Down-sampling from the input to ResNet-50's layer4; inputs are padded to a multiple."""
@@ -154,7 +154,7 @@ class AttentionEmbedding(nn.Module):
         return low * _upsample(attention, tuple(low.shape[-2:]))
 
 
-class LANet(nn.Module):
+class LANet(AnySizeSegmenter):
     """LANet (Ding, Tang & Bruzzone, TGRS 2021): ResNet-50 FCN with PAMs and an AEM.
 
     Returns LOGITS (no sigmoid or softmax) at the input size, for any input size.
@@ -163,6 +163,8 @@ class LANet(nn.Module):
         in_channels: input bands of the 7 x 7 stem convolution (10 in Yang et al.).
         num_classes: output channels (1 for binary landslide mapping).
     """
+
+    total_stride = TOTAL_STRIDE
 
     def __init__(self, in_channels: int = 10, num_classes: int = 1) -> None:
         super().__init__()
@@ -182,17 +184,7 @@ class LANet(nn.Module):
         self.high_classifier = nn.Conv2d(128, num_classes, 1)
         self.low_classifier = nn.Conv2d(64, num_classes, 1)
 
-    def forward(self, x: Tensor) -> Tensor:
-        """Segment a batch of images.
-
-        Args:
-            x: images ``[N, in_channels, H, W]``, any ``H`` and ``W``.
-
-        Returns:
-            Logits ``[N, num_classes, H, W]``.
-        """
-        height, width = x.shape[-2:]
-        x = pad_to_multiple(x, TOTAL_STRIDE)
+    def segment(self, x: Tensor) -> Tensor:
         low = self.layer1(self.stem(x))
         high = self.high_attention(self.head(self.high_layers(low)))
         low = self.embedding(high, self.low_attention(self.low_reduce(low)))
@@ -201,4 +193,4 @@ class LANet(nn.Module):
         logits = _upsample(self.high_classifier(high), size) + _upsample(
             self.low_classifier(low), size
         )
-        return logits[..., :height, :width]
+        return logits

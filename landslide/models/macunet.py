@@ -51,7 +51,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from landslide.models.blocks import pad_to_multiple, squeeze_channels
+from landslide.models.blocks import AnySizeSegmenter, squeeze_channels
 
 ENCODER_DEPTHS = (2, 2, 3, 3, 3)
 """ACBs per encoder level, finest first; the last level is the bottleneck."""
@@ -131,7 +131,7 @@ def _up_step(in_channels: int, out_channels: int) -> nn.ConvTranspose2d:
     return nn.ConvTranspose2d(in_channels, out_channels, 2, stride=2)
 
 
-class MACUNet(nn.Module):
+class MACUNet(AnySizeSegmenter):
     """MACU-Net (Li et al., GRSL 2022): ACB U-Net with multi-scale skips and attention.
 
     Returns LOGITS (no sigmoid or softmax) at the input size, for any input size.
@@ -145,6 +145,8 @@ class MACUNet(nn.Module):
     Raises:
         ValueError: if ``widths`` does not have five entries.
     """
+
+    total_stride = TOTAL_STRIDE
 
     def __init__(
         self,
@@ -192,17 +194,7 @@ class MACUNet(nn.Module):
         )
         self.head = nn.Conv2d(widths[0], num_classes, 1)
 
-    def forward(self, x: Tensor) -> Tensor:
-        """Segment a batch of images.
-
-        Args:
-            x: images ``[N, in_channels, H, W]``, any ``H`` and ``W``.
-
-        Returns:
-            Logits ``[N, num_classes, H, W]``.
-        """
-        height, width = x.shape[-2:]
-        x = pad_to_multiple(x, TOTAL_STRIDE)
+    def segment(self, x: Tensor) -> Tensor:
 
         encoded = []
         for level in self.encoder:
@@ -228,7 +220,7 @@ class MACUNet(nn.Module):
             if level > 0:
                 self._send_up(level, x, ups)
 
-        return self.head(x)[..., :height, :width]
+        return self.head(x)
 
     def _send_up(self, source: int, features: Tensor, ups: list[list[Tensor]]) -> None:
         """Up-sample ``features`` of level ``source`` to every shallower level.

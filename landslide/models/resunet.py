@@ -27,13 +27,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from landslide.models.blocks import ResidualUnit, SqueezeExcitation, pad_to_multiple
+from landslide.models.blocks import AnySizeSegmenter, ResidualUnit, SqueezeExcitation
 
 NUM_DOWNSAMPLINGS = 3
 """Stride-2 steps between the input and the bridge; inputs are padded to a multiple of 2**3."""
 
 
-class ResUNet(nn.Module):
+class ResUNet(AnySizeSegmenter):
     """ResU-Net (Zhang, Liu & Wang 2018) with optional SE attention on the skip connections.
 
     The network returns LOGITS: no sigmoid or softmax is applied; the loss and the metrics
@@ -55,6 +55,8 @@ class ResUNet(nn.Module):
     Raises:
         ValueError: if ``widths`` does not have 4 entries or ``decoder_widths`` 3.
     """
+
+    total_stride = 2**NUM_DOWNSAMPLINGS
 
     def __init__(
         self,
@@ -100,17 +102,7 @@ class ResUNet(nn.Module):
 
         self.head = nn.Conv2d(decoder_widths[-1], num_classes, 1)
 
-    def forward(self, x: Tensor) -> Tensor:
-        """Segment a batch of images.
-
-        Args:
-            x: images ``[N, in_channels, H, W]``, any ``H`` and ``W``.
-
-        Returns:
-            Logits ``[N, num_classes, H, W]``.
-        """
-        height, width = x.shape[-2:]
-        x = pad_to_multiple(x, 2**NUM_DOWNSAMPLINGS)
+    def segment(self, x: Tensor) -> Tensor:
 
         skips = [self.stem(x)]
         for unit in self.encoder:
@@ -124,4 +116,4 @@ class ResUNet(nn.Module):
             )
             features = unit(torch.cat([features, skip], dim=1))
 
-        return self.head(features)[..., :height, :width]
+        return self.head(features)
