@@ -5,7 +5,7 @@ Each simulated domain imitates one of the paper's study areas (Section II, Table
 and is written in the same layout as a domain prepared from real imagery
 (:class:`~landslide.data.layout.DomainFiles`). The physics lives in the sibling modules:
 terrain (:mod:`~landslide.world.terrain`), land cover and parcels
-(:mod:`~landslide.world.cover`), landslides, old scars and building sites
+(:mod:`~landslide.world.cover`), landslides, old scars, building sites and forest clearings
 (:mod:`~landslide.world.objects`), and the reflectance of each date with its confounders
 (:mod:`~landslide.world.render`). Every noise field is a
 :class:`~landslide.world.noise.NoiseField`, defined for the whole scene but evaluated tile
@@ -15,7 +15,8 @@ Generation streams over ``TILE_PX`` tiles in three passes, so memory is bounded 
 tiles and the coarse maps (1 / 16 of the scene) whatever the scene size:
 
 1. a sparse sample of the land-cover scores gives the thresholds of each class's share;
-2. the likelihood of landslides, old scars and building sites is summed into coarse maps,
+2. the likelihood of landslides, old scars, building sites and clearings is summed into
+   coarse maps,
    from which these objects are drawn for the whole scene;
 3. each tile is rendered (pre and post reflectance, NDVI, slope, hillshade) and written as a
    window of ``stack.tif`` and ``mask.tif``; the inventory's polygons are traced per tile
@@ -67,7 +68,7 @@ from landslide.world.terrain import Terrain, TerrainTile, Window
 logger = logging.getLogger(__name__)
 
 #: Bump when the generator's output changes for the same parameters: cached worlds regenerate.
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 #: Name of the parameter record in each generated domain folder.
 RECORD_NAME = "world.json"
 #: Side of the tiles the scene is generated and written in (a multiple of the file blocks).
@@ -92,6 +93,9 @@ _PRONENESS = {
 # Building sites go on open ground flatter than this (degrees).
 _SITE_SLOPE = 8.0
 _SITE_COVERS = ("grass", "cropland", "built")
+_FOREST = LAND_COVERS.index("forest")
+# Share of the ground a clearing clears: clear-cuts leave seed trees and buffer strips.
+_CLEARED = (0.6, 1.0)
 # Half-width of a road (pixels) and the largest share of a pixel it covers.
 _ROAD_HALF_PX = 0.5
 _ROAD_COVER = 0.8
@@ -235,11 +239,12 @@ def ensure_world(
 
 @dataclass(frozen=True)
 class _Objects:
-    """The scene's discrete objects: landslides, old scars, building sites."""
+    """The scene's discrete objects: landslides, old scars, building sites, clearings."""
 
     landslides: Ellipses
     scars: Ellipses
     sites: Rectangles
+    clearings: Rectangles
 
 
 class _Scene:
@@ -328,10 +333,12 @@ class _Scene:
         )
 
     def _draw_objects(self, thresholds: Mapping[str, float]) -> _Objects:
-        """Pass 2: coarse likelihood maps, then the scene's landslides, scars and sites."""
+        """Pass 2: coarse likelihood maps, then the scene's landslides, scars, sites and
+        clearings."""
         p = self.p
         cells = -(-self.size // objects.BLOCK)
-        maps = {k: np.zeros((cells, cells)) for k in ("slides", "scars", "sites", "gx", "gy")}
+        names = ("slides", "scars", "sites", "clearings", "gx", "gy")
+        maps = {k: np.zeros((cells, cells)) for k in names}
         proneness = np.array([_PRONENESS[c] for c in LAND_COVERS], np.float32)
         site_covers = np.isin(
             np.arange(len(LAND_COVERS)), [LAND_COVERS.index(c) for c in _SITE_COVERS]
@@ -351,6 +358,9 @@ class _Scene:
             maps["sites"][cell] = objects.block_sum(
                 site_covers[cover] & (terrain.slope < _SITE_SLOPE)
             )
+            maps["clearings"][cell] = objects.block_sum(
+                (cover == _FOREST) & (terrain.slope < p.clearing_max_slope_deg)
+            )
             maps["gx"][cell] = objects.block_sum(terrain.dz_dx)
             maps["gy"][cell] = objects.block_sum(terrain.dz_dy)
         rng = np.random.default_rng(self.objects_seed)
@@ -365,8 +375,13 @@ class _Scene:
         reveg = rng.uniform(*p.scar_revegetation, scar_areas.size)
         scars = objects.ellipses(p, scar_areas, maps["scars"], gradient, scene, rng, 1.0 - reveg)
         scars = dataclasses.replace(scars, rock=np.zeros_like(scars.rock))  # weathered soil
-        sites = objects.building_sites(p, maps["sites"], scene, rng)
-        return _Objects(slides, scars, sites)
+        sites = objects.rectangles(
+            p.construction_share, p.construction_area_m2, maps["sites"], scene, rng
+        )
+        clearings = objects.rectangles(
+            p.clearing_share, p.clearing_area_m2, maps["clearings"], scene, rng, _CLEARED
+        )
+        return _Objects(slides, scars, sites, clearings)
 
     def _render(
         self, files: DomainFiles, thresholds: Mapping[str, float], drawn: _Objects
@@ -415,14 +430,11 @@ class _Scene:
         cover = classify(self.cover.scores(window, terrain), thresholds)
         edge = (self._field(self.edge[0], window), self._field(self.edge[1], window))
         shape = (window.height, window.width)
-        slides, scars, sites = (
-            Footprint.empty(shape),
-            Footprint.empty(shape),
-            Footprint.empty(shape),
-        )
+        slides, scars, sites, clearings = (Footprint.empty(shape) for _ in range(4))
         objects.rasterise_ellipses(drawn.landslides, window, edge, slides, first_id=1)
         objects.rasterise_ellipses(drawn.scars, window, edge, scars, first_id=None)
         objects.rasterise_rectangles(drawn.sites, window, sites)
+        objects.rasterise_rectangles(drawn.clearings, window, clearings)
         ground = TileGround(
             cover=cover,
             parcel_ids=self.parcels.ids(window),
@@ -432,6 +444,7 @@ class _Scene:
             roads=self._roads(window, terrain, cover),
             scars=scars,
             sites=sites,
+            clearings=clearings,
             landslides=slides,
         )
         layers = {"slope": terrain.slope, "hillshade": terrain.shade["post"]}

@@ -1,4 +1,4 @@
-"""Discrete ground objects: co-seismic landslides, old landslide scars and building sites.
+"""Discrete ground objects: co-seismic landslides, old scars, building sites, forest clearings.
 
 Objects are drawn once for the whole scene from coarse (``BLOCK`` x ``BLOCK`` pixel) maps of
 their likelihood and then rasterised into each tile that they touch, so a landslide that
@@ -14,6 +14,10 @@ crosses a tile boundary is drawn the same on both sides.
 * **Old scars**: the same shapes, triggered by slope alone (older events), partly
   revegetated, present in both images and not in the inventory.
 * **Building sites**: rotated rectangles on flat open ground, graded between the images.
+* **Forest clearings**: rotated rectangles in forest on workable slopes, clear-cut between
+  the images (logging, land clearing): a fresh, straight-edged loss of vegetation on the
+  same hillslopes where landslides occur, the confounder that a model trained where nobody
+  logs has never seen.
 """
 
 import math
@@ -60,13 +64,15 @@ class Ellipses:
 
 @dataclass(frozen=True)
 class Rectangles:
-    """Building sites: centre (pixels), half-sides (pixels) and orientation (radians)."""
+    """Building sites or clearings: centre and half-sides (pixels), orientation (radians),
+    and the share of the ground each one clears (1: all of it)."""
 
     row: np.ndarray
     col: np.ndarray
     half_length: np.ndarray
     half_width: np.ndarray
     angle: np.ndarray
+    strength: np.ndarray
 
 
 @dataclass
@@ -213,12 +219,26 @@ def ellipses(
     )
 
 
-def building_sites(
-    params: WorldParams, weights: np.ndarray, scene_px: tuple[int, int], rng: np.random.Generator
+def rectangles(
+    share: float,
+    area_m2: tuple[float, float],
+    weights: np.ndarray,
+    scene_px: tuple[int, int],
+    rng: np.random.Generator,
+    strength: tuple[float, float] = (1.0, 1.0),
 ) -> Rectangles:
-    """Rectangles on flat open ground until they cover ``construction_share`` of the scene."""
-    lo, hi = params.construction_area_m2
-    target = params.construction_share * scene_px[0] * scene_px[1] * RES * RES
+    """Rotated rectangles placed by a coarse weight map until they cover ``share`` of the scene.
+
+    Args:
+        share: share of the scene to cover (0: none).
+        area_m2: (smallest, largest) area of one rectangle; areas are uniform in between.
+        weights: coarse likelihood of a centre.
+        scene_px: (rows, cols) of the scene.
+        rng: random generator.
+        strength: (min, max) share of the ground a rectangle clears.
+    """
+    lo, hi = area_m2
+    target = share * scene_px[0] * scene_px[1] * RES * RES
     n = int(math.ceil(target / (0.5 * (lo + hi)))) if target > 0 else 0
     areas = rng.uniform(lo, hi, n) / (RES * RES)
     rows, cols, _ = draw_points(weights, n, scene_px, rng)
@@ -231,6 +251,7 @@ def building_sites(
         half_length=half_width * aspect,
         half_width=half_width,
         angle=rng.uniform(0.0, np.pi, n),
+        strength=rng.uniform(*strength, n),
     )
 
 
@@ -284,7 +305,7 @@ def rasterise_ellipses(
 
 
 def rasterise_rectangles(sites: Rectangles, window: Window, footprint: Footprint) -> None:
-    """Draw the building sites that touch a tile into its footprint, in place."""
+    """Draw the rectangles that touch a tile into its footprint, in place."""
     cr, cc = sites.row - window.row, sites.col - window.col
     reach = np.hypot(sites.half_length, sites.half_width) + 2.0
     hits = np.flatnonzero(
@@ -303,7 +324,7 @@ def rasterise_rectangles(sites: Rectangles, window: Window, footprint: Footprint
         ca, sa = math.cos(sites.angle[i]), math.sin(sites.angle[i])
         u, v = rr * ca + ccol * sa, ccol * ca - rr * sa
         depth = np.minimum(sites.half_length[i] - np.abs(u), sites.half_width[i] - np.abs(v))
-        share = np.clip(0.5 + depth, 0.0, 1.0)
+        share = sites.strength[i] * np.clip(0.5 + depth, 0.0, 1.0)
         _paint(footprint, (slice(r0, r1), slice(c0, c1)), share, 1.0, 0.0)
 
 

@@ -18,7 +18,14 @@ LAND_COVERS: tuple[str, ...] = (
     "river_bar",
 )
 #: Extra spectra a world defines besides the land covers.
-SURFACES: tuple[str, ...] = ("fallow", "landslide", "landslide_rock", "road", "construction")
+SURFACES: tuple[str, ...] = (
+    "fallow",
+    "landslide",
+    "landslide_rock",
+    "road",
+    "construction",
+    "clearing",
+)
 #: Band order of every spectrum in a world config.
 SPECTRAL_BANDS: tuple[str, ...] = ("blue", "green", "red", "nir")
 
@@ -78,7 +85,8 @@ class WorldParams:
         reflectance: spectrum (blue, green, red, NIR) of each land cover and of each surface
             in :data:`SURFACES`: ``fallow`` (bare field soil), ``landslide`` (exposed soil),
             ``landslide_rock`` (exposed bedrock of deep landslides), ``road`` and
-            ``construction`` (graded ground of new building sites).
+            ``construction`` (graded ground of new building sites), ``clearing`` (a fresh
+            clear-cut: slash, stumps and disturbed soil).
         parcel_m: mean side of a cropland parcel.
         texture: relative amplitude of the ground texture noise.
         sensor_noise: standard deviation of per-pixel sensor noise (reflectance).
@@ -104,6 +112,10 @@ class WorldParams:
         construction_share: share of the scene graded for new building sites between the
             images.
         construction_area_m2: (smallest, largest) building site area.
+        clearing_share: share of the scene in forest clear-cut between the images (logging,
+            land clearing); 0 where nobody logs (a national park).
+        clearing_area_m2: (smallest, largest) area of one clearing.
+        clearing_max_slope_deg: clearings keep to forest flatter than this (machine access).
         bars_fresh: share of river bars scoured bare between the images (vegetated before).
         shaking_decay_m: e-folding distance of shaking from the rupture.
         fault_strike_deg: strike of the rupture, clockwise from north.
@@ -143,6 +155,9 @@ class WorldParams:
     road_max_slope_deg: float
     construction_share: float
     construction_area_m2: tuple[float, float]
+    clearing_share: float
+    clearing_area_m2: tuple[float, float]
+    clearing_max_slope_deg: float
     bars_fresh: float
     shaking_decay_m: float
     fault_strike_deg: float
@@ -166,7 +181,7 @@ class WorldParams:
         try:
             terrain, slides, shaking = w["terrain"], w["landslides"], w["shaking"]
             scars, conf = w["scars"], w["confounders"]
-            roads, sites = conf["roads"], conf["construction"]
+            roads, sites, clearings = conf["roads"], conf["construction"], conf["clearings"]
             basin = terrain.get("basin", {"depth": 0.0, "width_m": 1.0})
             params = cls(
                 area_km2=float(w["area_km2"]),
@@ -199,6 +214,9 @@ class WorldParams:
                 road_max_slope_deg=float(roads["max_slope_deg"]),
                 construction_share=float(sites["share"]),
                 construction_area_m2=_floats(sites["area_m2"], 2),
+                clearing_share=float(clearings["share"]),
+                clearing_area_m2=_floats(clearings["area_m2"], 2),
+                clearing_max_slope_deg=float(clearings["max_slope_deg"]),
                 bars_fresh=float(conf["bars_fresh"]),
                 shaking_decay_m=float(shaking["decay_m"]),
                 fault_strike_deg=float(shaking["fault_strike_deg"]),
@@ -247,6 +265,7 @@ class WorldParams:
             "confounders.roads.new": self.road_new,
             "confounders.bars_fresh": self.bars_fresh,
             "confounders.construction.share": self.construction_share,
+            "confounders.clearings.share": self.clearing_share,
         }
         problems += [f"{k} must be in [0, 1]" for k, v in fractions.items() if not 0 <= v <= 1]
         if not 0.0 <= self.scar_revegetation[0] <= self.scar_revegetation[1] <= 1.0:
@@ -255,6 +274,8 @@ class WorldParams:
             problems.append("landslides.rock_area_m2 and roads.spacing_m must be positive")
         if not 0 < self.construction_area_m2[0] <= self.construction_area_m2[1]:
             problems.append("construction.area_m2 must be (min, max) with 0 < min <= max")
+        if not 0 < self.clearing_area_m2[0] <= self.clearing_area_m2[1]:
+            problems.append("clearings.area_m2 must be (min, max) with 0 < min <= max")
         for name, date in (("pre", self.pre), ("post", self.post)):
             if not 0.0 <= date.greenness <= 1.0 or not 0.0 <= date.fallow <= 1.0:
                 problems.append(f"{name}: greenness and fallow must be in [0, 1]")

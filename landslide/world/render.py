@@ -8,8 +8,8 @@ Per date (blue, green, red, NIR; surface reflectance in [0, 1]):
    date of the post image), ground texture shared by both dates;
 2. roads as thin bright lines (mixed pixels; some built between the dates), old landslide
    scars partly revegetated in both images, new building sites and the co-seismic
-   landslides (soil or bedrock, partly or fully stripped, mixed pixels at their edges) in the
-   post image;
+   landslides (soil or bedrock, partly or fully stripped, mixed pixels at their edges) and
+   the forest clearings (slash and disturbed soil) in the post image;
 3. topographic illumination with the date's sun (C-correction form), the date's per-band
    gain and offset (season, atmosphere), cloud shadow and thin cloud where configured, and
    sensor noise.
@@ -56,6 +56,7 @@ class TileGround:
         roads: per date, the road share of each pixel.
         scars: old landslide scars (both dates).
         sites: new building sites (post image).
+        clearings: forest clear-cut between the images (post image).
         landslides: the co-seismic landslides (post image).
     """
 
@@ -67,6 +68,7 @@ class TileGround:
     roads: dict[str, np.ndarray]
     scars: Footprint
     sites: Footprint
+    clearings: Footprint
     landslides: Footprint
 
 
@@ -105,6 +107,8 @@ def render(
     _expose(p, refl, ground.scars, ground.soil_texture)
     if date == "post":
         _mix(refl, ground.sites.share, np.array(p.reflectance["construction"], np.float32))
+        slash = np.maximum(1.0 + 1.2 * p.texture * ground.soil_texture, 0.2)
+        _mix(refl, ground.clearings.share, np.array(p.reflectance["clearing"], np.float32), slash)
         _expose(p, refl, ground.landslides, ground.soil_texture)
     _illuminate(refl, sky.shade, sky.sun_altitude_deg)
     refl *= np.array(conditions.gain, np.float32)[:, None, None]
@@ -144,12 +148,16 @@ def _ground(p: WorldParams, date: str, ground: TileGround, parcels: Parcels) -> 
     return refl
 
 
-def _mix(refl: np.ndarray, share: np.ndarray, spectrum: np.ndarray) -> None:
-    """Linear mixture, in place: ``(1 - share) refl + share spectrum``."""
+def _mix(
+    refl: np.ndarray, share: np.ndarray, spectrum: np.ndarray, factor: np.ndarray | None = None
+) -> None:
+    """Linear mixture, in place: ``(1 - share) refl + share spectrum`` (x ``factor``, a
+    per-pixel texture of the mixed-in surface, where given)."""
     hit = share > 0
     if hit.any():
         s = share[hit]
-        refl[:, hit] = (1.0 - s) * refl[:, hit] + s * spectrum[:, None]
+        colour = spectrum[:, None] if factor is None else spectrum[:, None] * factor[hit]
+        refl[:, hit] = (1.0 - s) * refl[:, hit] + s * colour
 
 
 def _expose(p: WorldParams, refl: np.ndarray, footprint: Footprint, texture: np.ndarray) -> None:
