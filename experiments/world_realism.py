@@ -121,7 +121,8 @@ def main() -> None:
             for m in mixes
         ),
         "",
-        f"Spearman rank correlation of mean MMD and Palu F1 over the mixes: {rho:.3f}",
+        "Spearman rank correlation of mean MMD and Palu F1 over the mixes: "
+        + ("not computed (needs 3 or more mixes)" if np.isnan(rho) else f"{rho:.3f}"),
         "",
         "## Targets",
         "",
