@@ -20,6 +20,7 @@ from omegaconf import OmegaConf
 
 from landslide.data.layout import DomainFiles
 from landslide.shift import mix_to_scene_mmd
+from landslide.world import GENERATOR_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,17 @@ def finished_runs(
     return client.search_runs(ids, filter_string=query, max_results=10_000)
 
 
+def current_world(run: Run) -> bool:
+    """Whether ``run`` trained on prepared data or on the current version of the world.
+
+    A run on an older version of the simulated world cannot have its training data rebuilt:
+    the generator would make the current world instead, and its MMD would be measured on
+    data the run never saw.
+    """
+    version = run.data.params.get("data.world.generator_version")
+    return version is None or version == str(GENERATOR_VERSION)
+
+
 def rank_runs(
     client: mlflow.MlflowClient,
     runs: Sequence[Run],
@@ -70,11 +82,21 @@ def rank_runs(
     """Rank runs by the mean per-band MMD between their training data and ``scene``.
 
     Runs that share training data (same data config and mix, e.g. several seeds or
-    networks) share one computation. The MMD is logged to every run.
+    networks) share one computation. The MMD is logged to every run. Runs on an older
+    version of the simulated world are left out with a warning (see :func:`current_world`).
     """
     cache: dict[str, dict[str, float]] = {}
     candidates = []
     for run in runs:
+        if not current_world(run):
+            log.warning(
+                "skipping %s: trained on world v%s, the generator is now v%d; retrain it to "
+                "rank it",
+                run.info.run_name,
+                run.data.params["data.world.generator_version"],
+                GENERATOR_VERSION,
+            )
+            continue
         with tempfile.TemporaryDirectory() as tmp:
             path = client.download_artifacts(run.info.run_id, "config.yaml", tmp)
             cfg = OmegaConf.load(path)

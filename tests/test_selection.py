@@ -10,13 +10,17 @@ from omegaconf import OmegaConf
 from landslide.config import compose_config
 from landslide.selection import finished_runs, rank_runs, ranking_table, scene_files
 from landslide.shift import mix_to_scene_mmd
+from landslide.world import GENERATOR_VERSION
 
 SMALL = ["data.world.size=384", "data.patch_size=32"]
 
 
-def log_config_only_run(client: mlflow.MlflowClient, experiment_id: str, cfg, name: str) -> str:
-    """A finished run holding just the resolved config, as train() logs it."""
+def log_config_only_run(
+    client: mlflow.MlflowClient, experiment_id: str, cfg, name: str, world_version: int
+) -> str:
+    """A finished run holding just the resolved config and world version, as train() logs them."""
     run = client.create_run(experiment_id, run_name=name)
+    client.log_param(run.info.run_id, "data.world.generator_version", world_version)
     path = Path(client.tracking_uri.removeprefix("sqlite:///")).parent / name / "config.yaml"
     path.parent.mkdir()
     path.write_text(OmegaConf.to_yaml(OmegaConf.to_container(cfg, resolve=True)))
@@ -25,7 +29,9 @@ def log_config_only_run(client: mlflow.MlflowClient, experiment_id: str, cfg, na
     return run.info.run_id
 
 
-def test_runs_are_ranked_by_mmd_and_the_mmd_is_logged(tmp_path: Path) -> None:
+def test_runs_are_ranked_by_mmd_and_the_mmd_is_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
     (tmp_path / "mlruns").mkdir()
     client = mlflow.MlflowClient(uri)
@@ -35,17 +41,21 @@ def test_runs_are_ranked_by_mmd_and_the_mmd_is_logged(tmp_path: Path) -> None:
         for mix in ("ib700", "j700")
     }
     for mix, cfg in configs.items():
-        log_config_only_run(client, experiment, cfg, mix)
+        log_config_only_run(client, experiment, cfg, mix, GENERATOR_VERSION)
+    old = GENERATOR_VERSION - 1
+    log_config_only_run(client, experiment, configs["ib700"], "old-world", old)
     client.set_terminated(client.create_run(experiment, run_name="crashed").info.run_id, "FAILED")
 
     runs = finished_runs(client, ["sel"])
-    assert sorted(r.info.run_name for r in runs) == ["ib700", "j700"]
+    assert sorted(r.info.run_name for r in runs) == ["ib700", "j700", "old-world"]
 
     datamodule = instantiate(configs["ib700"].data)
     datamodule.prepare_data()
     scene = scene_files(datamodule.files("iburi").root)
     ranked = rank_runs(client, runs, scene, "iburi", max_patches=60, pixels=500)
 
+    # The run on an older world is left out: its training data can no longer be rebuilt.
+    assert f"skipping old-world: trained on world v{old}" in caplog.text
     # Iburi's own training data is closer to the Iburi scene than Jiuzhaigou's.
     assert [c.run_name for c in ranked] == ["ib700", "j700"]
     assert ranked[0].mean_mmd < ranked[1].mean_mmd
