@@ -214,6 +214,9 @@ def test_same_seed_is_identical_and_another_differs(tmp_path: Path) -> None:
     for band in BANDS:
         assert bands_a[band].tobytes() == bands_b[band].tobytes()
     assert mask_a.tobytes() == mask_b.tobytes()
+    # Every file, the GeoPackage inventory included (GDAL would stamp it with the time).
+    for path in sorted((tmp_path / "a").iterdir()):
+        assert path.read_bytes() == (tmp_path / "b" / path.name).read_bytes(), path.name
     assert bands_a["slope"].tobytes() != bands_c["slope"].tobytes()
     assert mask_a.tobytes() != mask_c.tobytes()
 

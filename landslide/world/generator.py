@@ -44,6 +44,7 @@ from typing import Any
 
 import geopandas as gpd
 import numpy as np
+import pyogrio
 import rasterio
 import rasterio.features
 import rasterio.windows
@@ -69,6 +70,7 @@ logger = logging.getLogger(__name__)
 
 #: Bump when the generator's output changes for the same parameters: cached worlds regenerate.
 GENERATOR_VERSION = 4
+_GPKG_TIMESTAMP = "2000-01-01T00:00:00.000Z"
 #: Name of the parameter record in each generated domain folder.
 RECORD_NAME = "world.json"
 #: Side of the tiles the scene is generated and written in (a multiple of the file blocks).
@@ -533,7 +535,14 @@ def _write_inventory(path: Path, parts: Mapping[int, list], crs: str) -> None:
         crs=crs,
     )
     frame["area_m2"] = frame.geometry.area
-    frame.to_file(path, driver="GPKG", layer="landslides")
+    # GDAL stamps a GeoPackage with the time of writing; a fixed stamp keeps the file a pure
+    # function of the parameters and seed, like the rasters.
+    previous = pyogrio.get_gdal_config_option("OGR_CURRENT_DATE")
+    pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": _GPKG_TIMESTAMP})
+    try:
+        frame.to_file(path, driver="GPKG", layer="landslides", engine="pyogrio")
+    finally:
+        pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": previous})
 
 
 def _move_into_place(tmp: Path, out_dir: Path) -> None:

@@ -21,6 +21,7 @@ crosses a tile boundary is drawn the same on both sides.
 """
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -278,20 +279,7 @@ def rasterise_ellipses(
     """
     cr = objects.row + 0.4 * objects.a * objects.dr - window.row
     cc = objects.col + 0.4 * objects.a * objects.dc - window.col
-    reach = 1.3 * objects.a + 3.0
-    hits = np.flatnonzero(
-        (cr + reach >= 0)
-        & (cr - reach < window.height)
-        & (cc + reach >= 0)
-        & (cc - reach < window.width)
-    )
-    for i in hits:
-        r0, r1 = max(int(cr[i] - reach[i]), 0), min(int(cr[i] + reach[i]) + 2, window.height)
-        c0, c1 = max(int(cc[i] - reach[i]), 0), min(int(cc[i] + reach[i]) + 2, window.width)
-        if r0 >= r1 or c0 >= c1:
-            continue
-        rr = np.arange(r0, r1, dtype=np.float32)[:, None] + 0.5 - cr[i]
-        ccol = np.arange(c0, c1, dtype=np.float32)[None, :] + 0.5 - cc[i]
+    for i, (r0, r1, c0, c1), rr, ccol in _boxes(cr, cc, 1.3 * objects.a + 3.0, window):
         u = rr * objects.dr[i] + ccol * objects.dc[i]
         v = ccol * objects.dr[i] - rr * objects.dc[i]
         a, b = objects.a[i], objects.b[i]
@@ -308,6 +296,23 @@ def rasterise_rectangles(sites: Rectangles, window: Window, footprint: Footprint
     """Draw the rectangles that touch a tile into its footprint, in place."""
     cr, cc = sites.row - window.row, sites.col - window.col
     reach = np.hypot(sites.half_length, sites.half_width) + 2.0
+    for i, (r0, r1, c0, c1), rr, ccol in _boxes(cr, cc, reach, window):
+        ca, sa = math.cos(sites.angle[i]), math.sin(sites.angle[i])
+        u, v = rr * ca + ccol * sa, ccol * ca - rr * sa
+        depth = np.minimum(sites.half_length[i] - np.abs(u), sites.half_width[i] - np.abs(v))
+        share = sites.strength[i] * np.clip(0.5 + depth, 0.0, 1.0)
+        _paint(footprint, (slice(r0, r1), slice(c0, c1)), share, 1.0, 0.0)
+
+
+def _boxes(
+    cr: np.ndarray, cc: np.ndarray, reach: np.ndarray, window: Window
+) -> Iterator[tuple[int, tuple[int, int, int, int], np.ndarray, np.ndarray]]:
+    """The objects centred at tile offsets ``(cr, cc)`` whose ``reach`` touches the tile.
+
+    Yields each one's index, its bounding box ``(r0, r1, c0, c1)`` clipped to the tile, and
+    the row (column vector) and column (row vector) offsets of the box's pixel centres from
+    the object's centre.
+    """
     hits = np.flatnonzero(
         (cr + reach >= 0)
         & (cr - reach < window.height)
@@ -321,11 +326,7 @@ def rasterise_rectangles(sites: Rectangles, window: Window, footprint: Footprint
             continue
         rr = np.arange(r0, r1, dtype=np.float32)[:, None] + 0.5 - cr[i]
         ccol = np.arange(c0, c1, dtype=np.float32)[None, :] + 0.5 - cc[i]
-        ca, sa = math.cos(sites.angle[i]), math.sin(sites.angle[i])
-        u, v = rr * ca + ccol * sa, ccol * ca - rr * sa
-        depth = np.minimum(sites.half_length[i] - np.abs(u), sites.half_width[i] - np.abs(v))
-        share = sites.strength[i] * np.clip(0.5 + depth, 0.0, 1.0)
-        _paint(footprint, (slice(r0, r1), slice(c0, c1)), share, 1.0, 0.0)
+        yield int(i), (r0, r1, c0, c1), rr, ccol
 
 
 def _paint(
