@@ -131,3 +131,20 @@ def test_runs_on_different_data_are_never_averaged(store, tmp_path: Path) -> Non
         store.delete_run(extra)
     with pytest.raises(ValueError, match=r"experiments \['nope'\] do not exist"):
         collect_runs(store, ["nope"])
+
+
+def test_a_setting_run_again_counts_once_with_its_newest_run(store, tmp_path: Path) -> None:
+    exp = store.get_experiment_by_name("landslide").experiment_id
+    # Table VI's run of resu_senet ib700 seed 2, repeated by another experiment.
+    add_run(store, exp, "resu_senet", "ib700", 2, {"test/iburi/f1": 0.70})
+    try:
+        runs = collect_runs(store)
+        assert len(runs) == 7 and runs.attrs["repeats"] == 1
+        f1 = runs.query("model == 'resu_senet' and mix == 'ib700'")["test/iburi/f1"]
+        assert sorted(f1) == pytest.approx([0.70, 0.80])  # seed 2's newest run replaces 0.90
+        text = write_report(runs, tmp_path / "report").read_text()
+        assert "Runs read from MLflow: 7 (and 1 older repeats" in text
+        assert "0.7500 ± 0.0500 | 0.8530 | -0.1030 |" in text
+    finally:
+        newest = store.search_runs([exp], order_by=["attributes.start_time DESC"])[0]
+        store.delete_run(newest.info.run_id)

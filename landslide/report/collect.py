@@ -46,7 +46,8 @@ def collect_runs(
 
     Returns:
         Columns :data:`KEYS` plus one per metric key (``test/palu/f1``, ``mmd/palu/mean``,
-        ...); ``iburi`` is the run's Iburi training count.
+        ...); ``iburi`` is the run's Iburi training count. One row per model, mix and seed
+        (the newest run); ``attrs["repeats"]`` counts the older repeats left out.
     """
     found = client.search_experiments()
     names = {e.experiment_id: e.name for e in found}
@@ -76,12 +77,22 @@ def collect_runs(
                 "seed": int(params["seed"]),
                 "iburi": int(params.get("domain_mix.counts.iburi", 0)),
                 "data": data_source(params),
+                "start_time": run.info.start_time,
                 **run.data.metrics,
             }
         )
-    runs = pd.DataFrame(rows, columns=list(KEYS) if not rows else None)
+    runs = pd.DataFrame(rows, columns=[*KEYS, "start_time"] if not rows else None)
     if data is not None:
         runs = runs[runs["data"].str.contains(data, regex=False)]
+    # Experiments overlap (Table VI's runs are also Table VII's and Table X's): a setting run
+    # again with the same seed is the same sample, not another seed, so only its newest run
+    # counts.
+    newest = runs.sort_values("start_time", kind="stable").drop_duplicates(
+        ["model", "mix", "seed"], keep="last"
+    )
+    repeats = len(runs) - len(newest)
+    runs = newest.sort_index().drop(columns="start_time")
+    runs.attrs["repeats"] = repeats
     sources = sorted(runs["data"].unique())
     if len(sources) > 1:
         raise ValueError(

@@ -77,7 +77,14 @@ def write_report(runs: pd.DataFrame, out_dir: Path) -> Path:
     lines = [
         "# Results beside the paper (Yang et al., IEEE JSTARS 2024)",
         "",
-        f"Runs read from MLflow: {len(runs)}. Data: {'; '.join(sources) or 'none'}.",
+        f"Runs read from MLflow: {len(runs)}"
+        + (
+            f" (and {runs.attrs['repeats']} older repeats of the same model, mix and seed, "
+            "left out: the newest run of a setting counts)"
+            if runs.attrs.get("repeats")
+            else ""
+        )
+        + f". Data: {'; '.join(sources) or 'none'}.",
         "",
     ]
     if simulated:
