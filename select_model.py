@@ -1,6 +1,6 @@
 """Recommend a trained model for a new scene by MMD.
 
-    python select_model.py scene=data/default_world/luding scene_name=luding
+python select_model.py scene=data/default_world/luding scene_name=luding
 """
 
 import logging
@@ -9,7 +9,13 @@ import hydra
 import mlflow
 from omegaconf import DictConfig
 
-from landslide.selection import finished_runs, rank_runs, ranking_table, scene_files
+from landslide.selection import (
+    finished_runs,
+    rank_runs,
+    ranking_table,
+    recommendation,
+    scene_files,
+)
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +33,9 @@ def main(cfg: DictConfig) -> None:
         cfg.scene_name,
         ranking_table(ranked, cfg.scene_name),
     )
-    log.info("Recommended: %s (run %s)", ranked[0].run_name, ranked[0].run_id)
+    if not ranked:
+        raise SystemExit("no run could be ranked: see the warnings above")
+    log.info("Recommended: %s", recommendation(ranked))
 
 
 if __name__ == "__main__":

@@ -32,11 +32,13 @@ class Candidate:
     Attributes:
         run_id: MLflow run id.
         run_name: MLflow run name (model, mix, seed).
+        mix: name of the run's training mix (``domain_mix.name``).
         mmd: per-band squared MMD between the run's training data and the scene.
     """
 
     run_id: str
     run_name: str
+    mix: str
     mmd: dict[str, float]
 
     @property
@@ -107,21 +109,37 @@ def rank_runs(
             datamodule.setup()
             log.info("MMD of %s's training data to %s", run.info.run_name, scene_name)
             cache[key] = mix_to_scene_mmd(datamodule, scene, max_patches, pixels, seed)
-        candidate = Candidate(run.info.run_id, run.info.run_name, cache[key])
+        mix = str(OmegaConf.select(cfg, "domain_mix.name", default="?"))
+        candidate = Candidate(run.info.run_id, run.info.run_name, mix, cache[key])
         metrics = {f"mmd/{scene_name}/{b}": v for b, v in candidate.mmd.items()}
         metrics[f"mmd/{scene_name}/mean"] = candidate.mean_mmd
         client.log_batch(run.info.run_id, metrics=[Metric(k, v, 0, 0) for k, v in metrics.items()])
         candidates.append(candidate)
-    return sorted(candidates, key=lambda c: c.mean_mmd)
+    return sorted(candidates, key=lambda c: (c.mean_mmd, c.run_name))
 
 
 def ranking_table(candidates: Sequence[Candidate], scene_name: str) -> str:
-    """The ranking as a Markdown table, best first."""
-    lines = [f"| rank | run | mean MMD to {scene_name} |", "| ---: | --- | ---: |"]
-    lines += [
-        f"| {i} | {c.run_name} | {c.mean_mmd:.4f} |" for i, c in enumerate(candidates, start=1)
+    """The ranking as a Markdown table, best first; runs on the same data share a rank."""
+    lines = [
+        f"| rank | run | training mix | mean MMD to {scene_name} |",
+        "| ---: | --- | --- | ---: |",
     ]
+    rank, previous = 0, None
+    for c in candidates:
+        if c.mean_mmd != previous:
+            rank, previous = rank + 1, c.mean_mmd
+        lines.append(f"| {rank} | {c.run_name} | {c.mix} | {c.mean_mmd:.4f} |")
     return "\n".join(lines)
+
+
+def recommendation(candidates: Sequence[Candidate]) -> str:
+    """The closest training data and every run trained on it (they tie on MMD)."""
+    best = [c for c in candidates if c.mean_mmd == candidates[0].mean_mmd]
+    runs = ", ".join(f"{c.run_name} ({c.run_id})" for c in best)
+    return (
+        f"training mix {best[0].mix} (mean squared MMD {best[0].mean_mmd:.4f}); "
+        f"{len(best)} run(s) trained on it: {runs}"
+    )
 
 
 def scene_files(path: str | Path) -> DomainFiles:

@@ -8,7 +8,13 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from landslide.config import compose_config
-from landslide.selection import finished_runs, rank_runs, ranking_table, scene_files
+from landslide.selection import (
+    finished_runs,
+    rank_runs,
+    ranking_table,
+    recommendation,
+    scene_files,
+)
 from landslide.shift import mix_to_scene_mmd
 from landslide.world import GENERATOR_VERSION
 
@@ -42,12 +48,13 @@ def test_runs_are_ranked_by_mmd_and_the_mmd_is_logged(
     }
     for mix, cfg in configs.items():
         log_config_only_run(client, experiment, cfg, mix, GENERATOR_VERSION)
+    log_config_only_run(client, experiment, configs["ib700"], "ib700-again", GENERATOR_VERSION)
     old = GENERATOR_VERSION - 1
     log_config_only_run(client, experiment, configs["ib700"], "old-world", old)
     client.set_terminated(client.create_run(experiment, run_name="crashed").info.run_id, "FAILED")
 
     runs = finished_runs(client, ["sel"])
-    assert sorted(r.info.run_name for r in runs) == ["ib700", "j700", "old-world"]
+    assert sorted(r.info.run_name for r in runs) == ["ib700", "ib700-again", "j700", "old-world"]
 
     datamodule = instantiate(configs["ib700"].data)
     datamodule.prepare_data()
@@ -57,15 +64,25 @@ def test_runs_are_ranked_by_mmd_and_the_mmd_is_logged(
     # The run on an older world is left out: its training data can no longer be rebuilt.
     assert f"skipping old-world: trained on world v{old}" in caplog.text
     # Iburi's own training data is closer to the Iburi scene than Jiuzhaigou's.
-    assert [c.run_name for c in ranked] == ["ib700", "j700"]
-    assert ranked[0].mean_mmd < ranked[1].mean_mmd
+    assert [c.run_name for c in ranked] == ["ib700", "ib700-again", "j700"]
+    assert ranked[0].mean_mmd == ranked[1].mean_mmd < ranked[2].mean_mmd
     datamodule.setup()
     direct = mix_to_scene_mmd(datamodule, scene, max_patches=60, pixels=500)
     assert ranked[0].mmd == pytest.approx(direct)
     logged = client.get_run(ranked[0].run_id).data.metrics
     assert logged["mmd/iburi/mean"] == pytest.approx(ranked[0].mean_mmd)
     assert logged["mmd/iburi/post_ndvi"] == pytest.approx(direct["post_ndvi"])
-    assert ranking_table(ranked, "iburi").splitlines()[2].startswith("| 1 | ib700 |")
+    # Runs on the same training data tie: they share a rank and the recommendation.
+    rows = ranking_table(ranked, "iburi").splitlines()[2:]
+    assert [r.split(" | ")[:3] for r in rows] == [
+        ["| 1", "ib700", "ib700"],
+        ["| 1", "ib700-again", "ib700"],
+        ["| 2", "j700", "j700"],
+    ]
+    assert recommendation(ranked).startswith("training mix ib700 (mean squared MMD ")
+    assert recommendation(ranked).endswith(
+        f"2 run(s) trained on it: ib700 ({ranked[0].run_id}), ib700-again ({ranked[1].run_id})"
+    )
 
 
 def test_unknown_experiment_and_missing_scene_are_clear_errors(tmp_path: Path) -> None:
