@@ -8,10 +8,12 @@ the runs: the smallest mean discrepancy is the recommendation.
 
 import json
 import logging
+import os
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from unittest import mock
 
 import mlflow
 from hydra.utils import instantiate
@@ -99,7 +101,11 @@ def rank_runs(
                 GENERATOR_VERSION,
             )
             continue
-        with tempfile.TemporaryDirectory() as tmp:
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            # One progress bar per tiny config file would bury the ranking in the log.
+            mock.patch.dict(os.environ, {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}),
+        ):
             path = client.download_artifacts(run.info.run_id, "config.yaml", tmp)
             cfg = OmegaConf.load(path)
         key = json.dumps(OmegaConf.to_container(cfg.data, resolve=True), sort_keys=True)
