@@ -53,7 +53,15 @@ def mmd_heatmaps(table: pd.DataFrame, title: str) -> Figure:
     for ax, side in zip(axes, ("ours", "paper"), strict=True):
         grid = table.pivot_table(index=["source", "target"], columns="band", values=side)
         grid = grid.reindex(columns=list(BANDS))
-        image = ax.imshow(grid.to_numpy(dtype=float), cmap="viridis", aspect="auto")
+        values = grid.to_numpy(dtype=float)
+        finite = values[np.isfinite(values)]
+        if not finite.size:  # e.g. select_model not yet run for this target
+            ax.text(0.5, 0.5, f"{side}: no values", ha="center", transform=ax.transAxes)
+            ax.set_axis_off()
+            continue
+        lo, hi = float(finite.min()), float(finite.max())
+        hi = hi if hi > lo else lo + 1.0  # one value still needs a scale of non-zero width
+        image = ax.imshow(values, cmap="viridis", aspect="auto", vmin=lo, vmax=hi)
         ax.set_xticks(range(len(BANDS)), BANDS, rotation=45, ha="right", fontsize=7)
         ax.set_yticks(range(len(grid)), [f"{s} to {t}" for s, t in grid.index], fontsize=7)
         ax.set_title(f"{side} (squared MMD)" if side == "ours" else "paper (MMD as published)")
