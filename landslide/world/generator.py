@@ -70,6 +70,7 @@ logger = logging.getLogger(__name__)
 
 #: Bump when the generator's output changes for the same parameters: cached worlds regenerate.
 GENERATOR_VERSION = 4
+#: The inventory GeoPackage's ``last_change`` stamp, fixed (see ``_write_inventory``).
 _GPKG_TIMESTAMP = "2000-01-01T00:00:00.000Z"
 #: Name of the parameter record in each generated domain folder.
 RECORD_NAME = "world.json"
