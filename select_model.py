@@ -1,7 +1,4 @@
-"""Recommend a trained model for a new scene by MMD.
-
-python select_model.py scene=data/default_world/luding scene_name=luding
-"""
+"""Recommend a trained model for a scene by MMD: ``python select_model.py scene=<dir> [...]``."""
 
 import logging
 

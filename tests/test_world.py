@@ -334,3 +334,28 @@ def test_tiles_join_without_seams(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     inventory = gpd.read_file(tiled.inventory)
     assert inventory.union_all().area == pytest.approx(mask_b.sum() * 100.0, rel=1e-6)
     assert len(inventory) == len(gpd.read_file(whole.inventory))
+
+
+def test_clearings_are_new_gentle_forest_cuts_outside_the_inventory(tmp_path: Path) -> None:
+    cfg = OmegaConf.load(CONF / "iburi.yaml")
+    share, max_slope = 0.05, 12.0  # a low slope limit, so that it shows in gentle Iburi
+    worlds = {
+        key: OmegaConf.merge(
+            cfg.world, {"confounders": {"clearings": {"share": s, "max_slope_deg": max_slope}}}
+        )
+        for key, s in (("none", 0.0), ("cut", share))
+    }
+    (without, mask_a), (cut, mask_b) = (
+        read(generate_domain(cfg, w, tmp_path / k, SIZE, seed=2)) for k, w in worlds.items()
+    )
+    assert mask_a.tobytes() == mask_b.tobytes()  # not landslides: not in the inventory
+    for band in BANDS:
+        if not band.startswith("post"):  # cut between the images
+            assert without[band].tobytes() == cut[band].tobytes(), band
+    cleared = cut["post_ndvi"] < without["post_ndvi"] - 0.1
+    assert 0.6 * share < cleared.mean() < 1.4 * share
+    # On workable slopes (placed by 40 m cells, so a rectangle may reach steeper ground) ...
+    steep = cut["slope"] >= max_slope
+    assert steep[cleared].mean() < 0.5 * steep.mean()
+    # ... and in forest, greener than the scene before the cut.
+    assert without["pre_ndvi"][cleared].mean() > without["pre_ndvi"].mean() + 0.05

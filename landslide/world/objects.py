@@ -292,15 +292,15 @@ def rasterise_ellipses(
         _paint(footprint, (slice(r0, r1), slice(c0, c1)), share, objects.gain[i], objects.rock[i])
 
 
-def rasterise_rectangles(sites: Rectangles, window: Window, footprint: Footprint) -> None:
+def rasterise_rectangles(rects: Rectangles, window: Window, footprint: Footprint) -> None:
     """Draw the rectangles that touch a tile into its footprint, in place."""
-    cr, cc = sites.row - window.row, sites.col - window.col
-    reach = np.hypot(sites.half_length, sites.half_width) + 2.0
+    cr, cc = rects.row - window.row, rects.col - window.col
+    reach = np.hypot(rects.half_length, rects.half_width) + 2.0
     for i, (r0, r1, c0, c1), rr, ccol in _boxes(cr, cc, reach, window):
-        ca, sa = math.cos(sites.angle[i]), math.sin(sites.angle[i])
+        ca, sa = math.cos(rects.angle[i]), math.sin(rects.angle[i])
         u, v = rr * ca + ccol * sa, ccol * ca - rr * sa
-        depth = np.minimum(sites.half_length[i] - np.abs(u), sites.half_width[i] - np.abs(v))
-        share = sites.strength[i] * np.clip(0.5 + depth, 0.0, 1.0)
+        depth = np.minimum(rects.half_length[i] - np.abs(u), rects.half_width[i] - np.abs(v))
+        share = rects.strength[i] * np.clip(0.5 + depth, 0.0, 1.0)
         _paint(footprint, (slice(r0, r1), slice(c0, c1)), share, 1.0, 0.0)
 
 
