@@ -1,4 +1,4 @@
-"""prepare.py: real-format inputs to a prepared domain, bad inputs, training on the result.
+"""prepare.py: real-format inputs to a prepared domain or scene, bad inputs, training on it.
 
 The inputs are written here as a user would bring them: Sentinel-2 band files (uint16
 digital numbers) in UTM 45N, a DEM in geographic degrees at about 30 m, and a landslide
@@ -6,6 +6,7 @@ inventory GeoPackage in EPSG:4326.
 """
 
 import json
+import logging
 import math
 import re
 from pathlib import Path
@@ -15,7 +16,7 @@ import numpy as np
 import pytest
 import rasterio
 import shapely
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from pyproj import Transformer
 from rasterio.transform import from_origin
 
@@ -328,6 +329,122 @@ def test_label_raster_and_blocked_split(raw: Path, tmp_path: Path) -> None:
     assert not covered["train"][:, :10].any() and not covered["test"][:, :10].any()
 
 
+#: A scene folder's files: no mask, inventory or sample index.
+SCENE_FILES = {"domain.yaml", "stack.tif", "stats.json"}
+
+
+def scene_overrides(raw: Path, tmp: Path, name: str = "testland") -> list[str]:
+    """:func:`overrides` for a scene: ``inventory=none`` instead of the inventory file."""
+    args = [a for a in overrides(raw, tmp, name) if not a.startswith("inventory.")]
+    return [*args, "inventory=none"]
+
+
+def domain_record(files: DomainFiles) -> dict:
+    return OmegaConf.to_container(OmegaConf.load(files.root / "domain.yaml"))
+
+
+def test_scene_without_inventory_has_the_labelled_stack(
+    raw: Path, prepared: DomainFiles, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="landslide.prepare")
+    files = run_prepare(tmp_path, scene_overrides(raw, tmp_path))
+    assert files.root == tmp_path / "data" / "prepared" / "testland"
+    assert {p.name for p in files.root.iterdir()} == SCENE_FILES
+    assert files.stack.read_bytes() == prepared.stack.read_bytes()  # same COG, bit for bit
+    assert files.stats.read_text() == prepared.stats.read_text()
+    domain = domain_record(files)
+    assert domain == domain_record(prepared) | {"role": "scene"}
+    assert (domain["name"], domain["crs"], domain["bands"]) == ("testland", UTM, list(BANDS))
+    assert domain["post_date"] == POST_DATE
+    assert not (tmp_path / "conf").exists()  # neither conf/domain nor conf/domain_mix
+    assert not list(files.root.parent.glob(".*"))  # no temporaries left
+    [summary] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("prepared")]
+    bands = ", ".join(BANDS)
+    assert summary == f"prepared scene {files.root}: 160x160 px, bands {bands}, 0 valid pixels lost"
+
+
+def test_small_scene_replaces_a_registered_domain(raw: Path, tmp_path: Path) -> None:
+    """A scene smaller than one patch is fine; the earlier domain's registration goes."""
+    run_prepare(tmp_path, overrides(raw, tmp_path))
+    registered = [tmp_path / "conf" / g / "testland.yaml" for g in ("domain", "domain_mix")]
+    assert all(path.is_file() for path in registered)
+    files = run_prepare(tmp_path, scene_overrides(raw, tmp_path) + small_aoi(tmp_path))
+    assert {p.name for p in files.root.iterdir()} == SCENE_FILES
+    assert not any(path.exists() for path in registered)
+    stack, profile = read(files.stack)
+    assert stack.shape == (10, 20, 20)
+    assert profile["transform"] == from_origin(X0 + 100, Y0 - 100, RES, RES)
+    red = dict(zip(BANDS, stack, strict=True))["post_red"]
+    np.testing.assert_allclose(red, dn(raw)[10:30, 10:30] / 1e4, rtol=1e-6)
+
+
+def test_post_rgb_scene_reads_only_post_event_imagery(raw: Path, tmp_path: Path) -> None:
+    # No pre.* or dem.* settings: their paths stay unset (???), so reading them would fail.
+    args = [a for a in scene_overrides(raw, tmp_path, "rgb") if not a.startswith(("pre.", "dem."))]
+    files = run_prepare(tmp_path, [*args, "bands=post_rgb"])
+    assert {p.name for p in files.root.iterdir()} == SCENE_FILES
+    stack, profile = read(files.stack)
+    assert profile["descriptions"] == ("post_red", "post_green", "post_blue")
+    for band, colour in zip(stack, ("B04", "B03", "B02"), strict=True):
+        expected = read(raw / "post" / f"{colour}.tif")[0][0] / 1e4
+        np.testing.assert_allclose(band, expected, rtol=1e-6)
+    stats = BandStats.load(files.stats)
+    assert stats.bands == ("post_red", "post_green", "post_blue")
+    np.testing.assert_allclose(stats.maximum, np.nanmax(stack, axis=(1, 2)), rtol=1e-6)
+    domain = domain_record(files)
+    assert domain["role"] == "scene" and domain["bands"] == ["post_red", "post_green", "post_blue"]
+    assert domain["post_date"] == POST_DATE and "pre_date" not in domain
+    assert not (tmp_path / "conf").exists()
+
+
+def without_inventory(raw: Path, tmp: Path, *extra: str) -> list[str]:
+    """:func:`overrides` without the inventory file, plus ``extra``."""
+    return [a for a in overrides(raw, tmp) if not a.startswith("inventory.")] + list(extra)
+
+
+ROLE_ERRORS = {
+    "known without inventory": (
+        lambda raw, tmp: without_inventory(raw, tmp, "inventory=none", "role=known"),
+        r"^role=known needs a landslide inventory to label its samples; give "
+        r"inventory.path=\.\.\. \(not inventory=none\), or drop role=known to prepare a scene "
+        "for mapping only$",
+    ),
+    "unknown without inventory": (
+        lambda raw, tmp: without_inventory(raw, tmp, "inventory=none", "role=unknown"),
+        "^role=unknown needs a landslide inventory",
+    ),
+    "scene with an inventory": (
+        lambda raw, tmp: overrides(raw, tmp) + ["role=scene"],
+        "^role=scene prepares no labels, but an inventory is configured; add inventory=none",
+    ),
+    "no such role": (
+        lambda raw, tmp: without_inventory(raw, tmp, "inventory=none", "role=scenes"),
+        "^role=scenes: no such role; use known, unknown, scene$",
+    ),
+    "missing inventory path": (
+        lambda raw, tmp: without_inventory(raw, tmp),
+        r"^inventory.path is not set; give it, e.g. inventory.path=\.\.\., or use "
+        "inventory=none to prepare a scene for mapping only$",
+    ),
+    "cloudy scene": (
+        lambda raw, tmp: without_inventory(raw, tmp, "inventory=none") + cloudy(raw, tmp, 0.6),
+        r"scl.tif \(cloud\): 60.0% of the area is nodata, NaN or cloud",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", ROLE_ERRORS)
+def test_role_and_inventory_mismatch_fails_with_one_line(
+    raw: Path, tmp_path: Path, case: str
+) -> None:
+    make, message = ROLE_ERRORS[case]
+    with pytest.raises(PrepareError, match=message) as err:
+        run_prepare(tmp_path, make(raw, tmp_path))
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / "data").exists() or not any((tmp_path / "data").rglob("*.tif"))
+    assert not (tmp_path / "conf").exists()
+
+
 def write_like(raw: Path, tmp: Path, name: str, data: np.ndarray, **options) -> Path:
     """A copy of raw band file ``name`` with other values or profile options."""
     with rasterio.open(raw / name) as src:
@@ -421,6 +538,10 @@ BAD_INPUTS = {
         "bad.geojson: 1 invalid polygons .*set inventory.repair_invalid=true",
     ),
     "degree grid": (lambda raw, tmp: ["grid.crs=EPSG:4326"], "not a projected CRS in metres"),
+    "missing DEM path": (
+        lambda raw, tmp: ["dem.path=???"],
+        r"^dem.path is not set; give it, e.g. dem.path=\.\.\.$",
+    ),
     "smaller than a patch": (
         lambda raw, tmp: small_aoi(tmp),
         "the area is 20x20 px at 10 m, smaller than one 32 px patch",
