@@ -29,6 +29,7 @@ def patch_images(
     bands: Sequence[str] = BANDS,
     max_patches: int | None = None,
     seed: int = 0,
+    labelled: bool = True,
 ) -> Tensor:
     """Normalised images [N, C, H, W] of the given patches of each domain.
 
@@ -40,6 +41,7 @@ def patch_images(
         max_patches: draw at most this many patches in all (seeded, spread over the domains
             in proportion to their counts); None reads every patch.
         seed: seed of that draw.
+        labelled: whether the domains have masks (a scene to map has none).
     """
     items = [(name, p) for name, ps in patches.items() for p in ps]
     if max_patches is not None and len(items) > max_patches:
@@ -48,7 +50,7 @@ def patch_images(
     images = []
     for name in dict.fromkeys(n for n, _ in items):
         chosen = [p for n, p in items if n == name]
-        dataset = PatchDataset(files[name], chosen, size, bands=bands)
+        dataset = PatchDataset(files[name], chosen, size, bands=bands, labelled=labelled)
         images.extend(dataset[i]["image"] for i in range(len(dataset)))
     return torch.stack(images)
 
@@ -75,9 +77,9 @@ def training_images(datamodule: LandslideDataModule, max_patches: int, seed: int
 def scene_images(
     files: DomainFiles, count: int, size: int, bands: Sequence[str] = BANDS, seed: int = 0
 ) -> Tensor:
-    """Normalised images of ``count`` random windows of a scene."""
+    """Normalised images of ``count`` random windows of a scene (no labels needed)."""
     windows = random_windows(files, count, size, seed)
-    return patch_images({"scene": files}, {"scene": windows}, size, bands)
+    return patch_images({"scene": files}, {"scene": windows}, size, bands, labelled=False)
 
 
 def mix_to_scene_mmd(

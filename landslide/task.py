@@ -46,6 +46,10 @@ class SegmentationTask(L.LightningModule):
         threshold: probability above which a pixel is a landslide.
         test_domains: names of the test sets, in the DataModule's test dataloader order.
         figure_samples: test patches per domain kept for the prediction figure.
+        bands: the input bands, in channel order. Saved in the checkpoint so that a map of a
+            new scene reads the same bands in the same order (``map.py`` checks it).
+        normalization: how inputs were scaled: ``minmax`` is the paper's per-band min-max
+            with each scene's own statistics (``stats.json``), applied again at mapping time.
     """
 
     def __init__(
@@ -55,11 +59,14 @@ class SegmentationTask(L.LightningModule):
         threshold: float = 0.5,
         test_domains: Sequence[str] = (),
         figure_samples: int = 4,
+        bands: Sequence[str] | None = None,
+        normalization: str = "minmax",
     ) -> None:
         super().__init__()
         # Plain containers, so checkpoints load with torch.load(weights_only=True).
         net = OmegaConf.to_container(net, resolve=True) if isinstance(net, DictConfig) else net
         test_domains = list(test_domains)
+        bands = list(bands) if bands is not None else None
         self.save_hyperparameters(logger=False)
         self.test_domains = list(test_domains)
         self.configure_models()
@@ -114,6 +121,12 @@ class SegmentationTask(L.LightningModule):
         self.log_dict(metrics, batch_size=len(logits), add_dataloader_idx=False)
         if batch_idx == 0:
             self.figure_batches[domain] = self._figure_batch(batch, probs)
+
+    def predict_step(
+        self, batch: dict[str, Tensor], batch_idx: int = 0, dataloader_idx: int = 0
+    ) -> Tensor:
+        """Landslide probabilities [B, H, W] of ``batch["image"]`` (normalised bands)."""
+        return self(batch["image"]).sigmoid()
 
     def _figure_batch(self, batch: dict[str, Tensor], probs: Tensor) -> dict[str, Tensor]:
         n = self.hparams["figure_samples"]

@@ -36,7 +36,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """
     L.seed_everything(cfg.seed, workers=True)
     datamodule: LandslideDataModule = build(cfg.data)
-    task: SegmentationTask = build(cfg.task, test_domains=datamodule.test_domains)
+    task: SegmentationTask = build(
+        cfg.task, test_domains=datamodule.test_domains, bands=list(datamodule.bands)
+    )
     logger = build(cfg.logger)
     callbacks: list[Callback] = [build(c) for c in cfg.callbacks.values()]
     trainer: L.Trainer = build(cfg.trainer, logger=logger, callbacks=callbacks)

@@ -45,14 +45,19 @@ class LandslideMask(RasterDataset):
     is_image = False
 
 
-def stack_stats(files: DomainFiles, bands: Sequence[str]) -> BandStats:
+def stack_stats(files: DomainFiles, bands: Sequence[str], labelled: bool = True) -> BandStats:
     """The statistics of a domain's stack, checking that it holds ``bands``.
+
+    Args:
+        files: the domain's files.
+        bands: the bands that will be read.
+        labelled: whether the domain must have a mask; a scene to map has none.
 
     Raises:
         FileNotFoundError: if a file of the domain is missing.
         ValueError: if the stack lacks a requested band.
     """
-    missing = files.missing()
+    missing = [p for p in files.missing() if labelled or p != files.mask]
     if missing:
         raise FileNotFoundError(
             f"{files.root}: missing {', '.join(p.name for p in missing)}; prepare the domain "
@@ -69,16 +74,21 @@ def stack_stats(files: DomainFiles, bands: Sequence[str]) -> BandStats:
     return stats
 
 
-def domain_dataset(files: DomainFiles, bands: Sequence[str] = BANDS) -> IntersectionDataset:
+def domain_dataset(
+    files: DomainFiles, bands: Sequence[str] = BANDS, labelled: bool = True
+) -> IntersectionDataset | LandslideStack:
     """Image stack intersected with its mask, normalised with the domain's statistics.
 
     Args:
         files: the domain's files.
         bands: the bands to read, in :data:`BANDS` order.
+        labelled: intersect with the mask; False reads the image alone (a scene to map).
     """
-    stats = stack_stats(files, bands)
+    stats = stack_stats(files, bands, labelled)
     normalize = MinMaxNormalize(stats.select(bands))
     image = LandslideStack(files.stack, stats.bands, bands, transforms=normalize)
+    if not labelled:
+        return image
     mask = LandslideMask(paths=[str(files.mask)])
     return image & mask
 
@@ -98,6 +108,8 @@ class PatchDataset(Dataset[dict[str, Tensor]]):
         size: patch side in pixels.
         domain_index: integer stored in each sample under ``"domain"``.
         bands: the bands to read, in :data:`BANDS` order.
+        labelled: read the mask too; False for a scene without labels (samples then hold
+            no ``"mask"``).
     """
 
     def __init__(
@@ -107,19 +119,21 @@ class PatchDataset(Dataset[dict[str, Tensor]]):
         size: int,
         domain_index: int = 0,
         bands: Sequence[str] = BANDS,
+        labelled: bool = True,
     ) -> None:
         self.files = files
         self.bands = tuple(bands)
+        self.labelled = labelled
         self.patches = tuple(patches)
         self.size = size
         self.domain_index = domain_index
-        self._dataset: IntersectionDataset | None = None
+        self._dataset: IntersectionDataset | LandslideStack | None = None
 
     @property
-    def dataset(self) -> IntersectionDataset:
+    def dataset(self) -> IntersectionDataset | LandslideStack:
         # Opened lazily so each DataLoader worker builds its own file handles.
         if self._dataset is None:
-            self._dataset = domain_dataset(self.files, self.bands)
+            self._dataset = domain_dataset(self.files, self.bands, self.labelled)
         return self._dataset
 
     def __len__(self) -> int:
@@ -136,11 +150,10 @@ class PatchDataset(Dataset[dict[str, Tensor]]):
             slice(ymax - self.size * yres, ymax, yres),
         )
         sample = self.dataset[query]
-        return {
-            "image": sample["image"],
-            "mask": sample["mask"].float(),
-            "domain": torch.tensor(self.domain_index),
-        }
+        item = {"image": sample["image"], "domain": torch.tensor(self.domain_index)}
+        if self.labelled:
+            item["mask"] = sample["mask"].float()
+        return item
 
     def _origin(self) -> tuple[float, float]:
         x, y, _ = self.dataset.bounds

@@ -20,7 +20,6 @@ complete, so a failure leaves no output; bad input raises :class:`PrepareError`.
 import logging
 import shutil
 import tempfile
-import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -47,6 +46,7 @@ from landslide.data.sampling import (
     train_part_size,
 )
 from landslide.features import sun_position
+from landslide.files import replace_dir, write_atomic
 from landslide.prepare.dem import DemSource
 from landslide.prepare.errors import PrepareError
 from landslide.prepare.grid import Grid, build_grid, check_metric, utm_crs
@@ -183,7 +183,7 @@ def prepare_domain(
             save_pool(files.samples, pool, samples)
         domain = _domain_record(name, role, grid, bands, imagery, post_date)
         (tmp / "domain.yaml").write_text(OmegaConf.to_yaml(domain))
-        _replace_dir(tmp, out_dir / name)
+        replace_dir(tmp, out_dir / name)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -460,22 +460,4 @@ def _register(files: Mapping[str, Path], domain: Mapping[str, Any], train_count:
     for group, path in files.items():
         what, body = contents[group]
         text = f"{MARKER}: {what}. Use it with\n{usage}\n" + OmegaConf.to_yaml(body)
-        _write_atomic(path, text)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
-def _replace_dir(tmp: Path, target: Path) -> None:
-    """Put the complete folder ``tmp`` at ``target``, replacing an older one (renames)."""
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.{uuid.uuid4().hex}.old")
-        target.rename(old)
-    tmp.rename(target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        write_atomic(path, text)

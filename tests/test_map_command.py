@@ -1,0 +1,129 @@
+"""map.py end to end: a model trained and logged by train(), chosen by name or by MMD,
+mapping the default world's Palu, with the map logged to MLflow and linked both ways."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+import rasterio
+
+from landslide.config import compose_config
+from landslide.mapping.command import run_map
+from landslide.mapping.errors import MappingError
+from landslide.training import train
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL_WORLD = ["data.world.size=384", "data.patch_size=32"]
+SMALL_TRAINING = ["trainer=quick", "model.net.widths=[8,16,32,64]"]
+FAST_MAP = ["window=128", "overlap=32", "progress=false", "selection.max_patches=40"]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A project folder with a small default world and two finished training runs."""
+    root = tmp_path_factory.mktemp("project")
+    uri = f"sqlite:///{root}/mlruns/mlflow.db"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        for mix in ("ib700", "j700"):
+            overrides = [*SMALL_TRAINING, *SMALL_WORLD, f"domain_mix={mix}"]
+            train(compose_config(overrides, root_dir=root, output_dir=root / "out" / mix))
+    return root, uri
+
+
+def compose_map(root: Path, overrides: list[str]):
+    return compose_config(
+        [*FAST_MAP, *overrides], root_dir=root, output_dir=root / "log", config_name="map"
+    )
+
+
+def test_map_by_run_name_logs_a_linked_map_run(
+    store: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, uri = store
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    palu = root / "data" / "default_world" / "palu"
+    result = run_map(compose_map(root, [f"scene={palu}", "model=resu_senet-ib700-seed42"]))
+
+    assert result.folder == root / "outputs" / "map" / "palu" / "resu_senet-ib700-seed42"
+    with rasterio.open(palu / "stack.tif") as scene, rasterio.open(
+        result.path("probability.tif")
+    ) as probability:
+        assert (probability.crs, probability.transform, probability.shape) == (
+            scene.crs,
+            scene.transform,
+            scene.shape,
+        )
+    summary = json.loads(result.path("summary.json").read_text())
+    assert summary["model"]["name"] == "resu_senet-ib700-seed42"
+    assert summary["model"]["bands"][0] == "slope" and len(summary["model"]["bands"]) == 10
+    # Palu is labelled: the map is scored against its mask and inventory.
+    assert 0.0 <= result.metrics["f1"] <= 1.0 and result.metrics["reference_count"] > 0
+
+    client = mlflow.MlflowClient(uri)
+    maps = client.get_experiment_by_name("maps")
+    (run,) = client.search_runs([maps.experiment_id])
+    assert run.info.status == "FINISHED"
+    assert run.info.run_name == "palu-resu_senet-ib700-seed42"
+    model_run = client.get_run(run.data.tags["model_run_id"])
+    assert model_run.info.run_name == "resu_senet-ib700-seed42"
+    assert model_run.data.tags["map/palu"] == run.info.run_id  # the link back
+    assert run.data.metrics["map/palu/f1"] == pytest.approx(result.metrics["f1"])
+    assert run.data.metrics["map/palu/landslide_count"] == summary["landslides"]["count"]
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert artifacts == {
+        "probability.tif",
+        "landslides.tif",
+        "landslides.gpkg",
+        "overview.png",
+        "overview.html",
+        "summary.json",
+    }
+
+
+def test_auto_maps_with_the_run_closest_by_mmd(
+    store: tuple[Path, str], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    root, uri = store
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    iburi = root / "data" / "default_world" / "iburi"
+    cfg = compose_map(root, [f"scene={iburi}", "model=auto", "mlflow.log_rasters=false"])
+    result = run_map(cfg)
+    # Iburi's own training data is the closest to the Iburi scene.
+    assert result.summary["model"]["name"] == "resu_senet-ib700-seed42"
+    assert "model=auto chose resu_senet-ib700-seed42" in caplog.text
+    assert "closest of 2 ranked runs to iburi by mean per-band MMD" in caplog.text
+    client = mlflow.MlflowClient(uri)
+    ranked = client.get_run(result.summary["model"]["run_id"]).data.metrics
+    assert "mmd/iburi/mean" in ranked
+    maps = client.search_runs([client.get_experiment_by_name("maps").experiment_id])
+    logged = next(r for r in maps if r.data.tags["scene"] == "iburi")
+    assert "model=auto chose" in logged.data.tags["mlflow.note.content"]
+    assert not any(a.path.endswith(".tif") for a in client.list_artifacts(logged.info.run_id))
+
+
+def test_bad_model_and_settings_are_one_line_errors(
+    store: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, uri = store
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    palu = root / "data" / "default_world" / "palu"
+    with pytest.raises(MappingError, match="model=nobody: no checkpoint file, run id or"):
+        run_map(compose_map(root, [f"scene={palu}", "model=nobody"]))
+    with pytest.raises(MappingError, match="need 0 <= overlap < window"):
+        run_map(compose_map(root, [f"scene={palu}", "model=auto", "overlap=128"]))
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "map.py"), f"scene={palu}", "model=missing/best.ckpt"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "map.py: model=missing/best.ckpt: no such checkpoint file"
+    )
+    assert not (root / "outputs" / "map" / "palu" / "best").exists()
