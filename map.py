@@ -1,6 +1,6 @@
 """Map landslides in a scene with a trained model: ``python map.py scene=... model=...``.
 
-See ``conf/map.yaml`` and the README's "Mapping a new scene".
+See ``conf/mapping/map.yaml`` and the README's "Mapping a new scene".
 """
 
 import hydra
@@ -10,7 +10,7 @@ from landslide.mapping.command import run_map
 from landslide.mapping.errors import MappingError
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="map")
+@hydra.main(version_base="1.3", config_path="conf/mapping", config_name="map")
 def main(cfg: DictConfig) -> None:
     try:
         run_map(cfg)

@@ -28,6 +28,7 @@ def compose_config(
     root_dir: str | Path = ".",
     output_dir: str | Path | None = None,
     config_name: str = "train",
+    config_dir: str | Path = CONF_DIR,
 ) -> DictConfig:
     """Compose ``conf/<config_name>.yaml`` as ``train.py`` would when started in ``root_dir``.
 
@@ -38,9 +39,11 @@ def compose_config(
         overrides: Hydra command-line overrides.
         root_dir: the folder a run would be started in (data, mlruns, outputs go there).
         output_dir: the run's output folder; defaults to ``<root_dir>/outputs/composed``.
+        config_name: the primary config's name.
+        config_dir: the folder holding it (``conf/mapping`` for ``map.py``).
     """
     root_dir = Path(root_dir).resolve()
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+    with initialize_config_dir(str(config_dir), version_base="1.3"):
         cfg = compose(config_name, overrides=list(overrides), return_hydra_config=True)
     with open_dict(cfg):
         cfg.hydra.runtime.cwd = str(root_dir)

@@ -2,6 +2,7 @@
 mapping the default world's Palu, with the map logged to MLflow and linked both ways."""
 
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ import mlflow
 import pytest
 import rasterio
 
-from landslide.config import compose_config
+from landslide.config import CONF_DIR, compose_config
 from landslide.mapping.command import run_map
 from landslide.mapping.errors import MappingError
 from landslide.training import train
@@ -36,7 +37,11 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 
 def compose_map(root: Path, overrides: list[str]):
     return compose_config(
-        [*FAST_MAP, *overrides], root_dir=root, output_dir=root / "log", config_name="map"
+        [*FAST_MAP, *overrides],
+        root_dir=root,
+        output_dir=root / "log",
+        config_name="map",
+        config_dir=CONF_DIR / "mapping",
     )
 
 
@@ -49,9 +54,10 @@ def test_map_by_run_name_logs_a_linked_map_run(
     result = run_map(compose_map(root, [f"scene={palu}", "model=resu_senet-ib700-seed42"]))
 
     assert result.folder == root / "outputs" / "map" / "palu" / "resu_senet-ib700-seed42"
-    with rasterio.open(palu / "stack.tif") as scene, rasterio.open(
-        result.path("probability.tif")
-    ) as probability:
+    with (
+        rasterio.open(palu / "stack.tif") as scene,
+        rasterio.open(result.path("probability.tif")) as probability,
+    ):
         assert (probability.crs, probability.transform, probability.shape) == (
             scene.crs,
             scene.transform,
@@ -89,6 +95,7 @@ def test_auto_maps_with_the_run_closest_by_mmd(
 ) -> None:
     root, uri = store
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    caplog.set_level(logging.INFO)
     iburi = root / "data" / "default_world" / "iburi"
     cfg = compose_map(root, [f"scene={iburi}", "model=auto", "mlflow.log_rasters=false"])
     result = run_map(cfg)

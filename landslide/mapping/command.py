@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 
 def settings_from_config(cfg: DictConfig) -> MapSettings:
-    """The mapping settings of a composed ``conf/map.yaml``.
+    """The mapping settings of a composed ``conf/mapping/map.yaml``.
 
     Raises:
         MappingError: on a bad value.

@@ -63,7 +63,7 @@ BLOCK_ROWS = 512
 
 @dataclass(frozen=True)
 class MapSettings:
-    """How a scene is mapped (``conf/map.yaml`` documents each).
+    """How a scene is mapped (``conf/mapping/map.yaml`` documents each).
 
     Attributes:
         window: window side in pixels.
