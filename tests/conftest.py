@@ -24,18 +24,28 @@ def write_domain(root: Path, name: str, size: int = 160, seed: int = 0) -> Domai
     stack = rng.normal(0.0, 0.1, (len(BANDS), size, size)).astype(np.float32)
     stack[0] += 2.0 * mask
     stack[9] -= 2.0 * mask
-    files = DomainFiles(root / name)
+    return write_rasters(root / name, stack, mask)
+
+
+def write_rasters(
+    root: Path, stack: np.ndarray, mask: np.ndarray, nodata: int | None = None
+) -> DomainFiles:
+    """A domain folder holding ``stack`` (all of :data:`BANDS`, named) and ``mask`` as
+    GeoTIFFs on a 10 m UTM grid, and the stack's statistics."""
+    files = DomainFiles(root)
     files.root.mkdir(parents=True)
+    height, width = mask.shape
     profile = dict(
         driver="GTiff",
-        width=size,
-        height=size,
+        width=width,
+        height=height,
         crs=CRS,
         transform=from_origin(500_000.0, 4_700_000.0, 10.0, 10.0),
     )
     with rasterio.open(files.stack, "w", count=len(BANDS), dtype="float32", **profile) as dst:
         dst.write(stack)
-    with rasterio.open(files.mask, "w", count=1, dtype="uint8", **profile) as dst:
+        dst.descriptions = BANDS
+    with rasterio.open(files.mask, "w", count=1, dtype="uint8", nodata=nodata, **profile) as dst:
         dst.write(mask, 1)
     compute_band_stats(files.stack, BANDS).save(files.stats)
     return files

@@ -10,12 +10,12 @@ import rasterio
 import rasterio.features
 import shapely
 import torch
+from conftest import CRS, write_rasters
 from rasterio.transform import from_origin
 from scipy import ndimage
 
 from landslide.bands import BANDS
 from landslide.data.layout import IGNORED, DomainFiles
-from landslide.data.normalization import compute_band_stats
 from landslide.mapping.errors import MappingError
 from landslide.mapping.evaluate import MatchRule, object_metrics
 from landslide.mapping.model import TrainedModel, load_model
@@ -26,7 +26,6 @@ from landslide.mapping.vectorize import StreamingVectorizer
 from landslide.mapping.windows import WindowGrid, taper, window_starts
 from landslide.task import SegmentationTask, landslide_metrics
 
-CRS = "EPSG:32650"
 TINY_NET = {
     "_target_": "landslide.models.ResUSENet",
     "in_channels": len(BANDS),
@@ -52,22 +51,7 @@ def write_scene(
     if nodata_corner:
         stack[:, :nodata_corner, :nodata_corner] = np.nan
         mask[:nodata_corner, :nodata_corner] = IGNORED
-    files = DomainFiles(root)
-    root.mkdir(parents=True)
-    profile = dict(
-        driver="GTiff",
-        width=width,
-        height=height,
-        crs=CRS,
-        transform=from_origin(300_000.0, 2_000_000.0, 10.0, 10.0),
-    )
-    with rasterio.open(files.stack, "w", count=len(BANDS), dtype="float32", **profile) as dst:
-        dst.write(stack)
-        dst.descriptions = BANDS
-    with rasterio.open(files.mask, "w", count=1, dtype="uint8", nodata=IGNORED, **profile) as dst:
-        dst.write(mask, 1)
-    compute_band_stats(files.stack, BANDS).save(files.stats)
-    return files
+    return write_rasters(root, stack, mask, nodata=IGNORED)
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ place only when complete, so an interrupted run leaves no partial map.
 
 import json
 import logging
+import math
 import resource
 import shutil
 import sys
@@ -253,7 +254,9 @@ def _map_into(
     preview = read_preview(scene.stack, scene.bands, folder / "probability.tif")
     render_png(folder / "overview.png", preview, polygons, title)
     render_html(folder / "overview.html", preview, polygons, title, _html_summary(summary))
-    (folder / "summary.json").write_text(json.dumps(summary, indent=2, default=_jsonable))
+    (folder / "summary.json").write_text(
+        json.dumps(_strict_json(summary), indent=2, allow_nan=False)
+    )
     log.info(
         "mapped %s (%.1f km²) in %.1f s: %d landslides, %.3f km²",
         scene.name,
@@ -400,9 +403,16 @@ def _html_summary(summary: dict[str, Any]) -> dict[str, Any]:
     return rows
 
 
-def _jsonable(value: Any) -> Any:
+def _strict_json(value: Any) -> Any:
+    """``value`` with NaN and infinities as null (strict JSON, readable everywhere)."""
+    if isinstance(value, dict):
+        return {k: _strict_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strict_json(v) for v in value]
     if isinstance(value, np.generic):
-        return value.item()
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     if isinstance(value, Path):
         return str(value)
-    return str(value)
+    return value
