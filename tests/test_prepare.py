@@ -16,17 +16,20 @@ import numpy as np
 import pytest
 import rasterio
 import shapely
+import torch
 from omegaconf import DictConfig, OmegaConf
 from pyproj import Transformer
 from rasterio.transform import from_origin
 
-from landslide.bands import BANDS
+from landslide.bands import BANDS, POST_RGB
 from landslide.config import compose_config
 from landslide.data.datamodule import LandslideDataModule
 from landslide.data.layout import IGNORED, DomainFiles
 from landslide.data.normalization import BandStats
 from landslide.data.sampling import load_pool
+from landslide.mapping import MapSettings, TrainedModel, map_scene, open_scene
 from landslide.prepare import PrepareError, prepare
+from landslide.task import SegmentationTask
 
 UTM = "EPSG:32645"
 X0, Y0, SIZE, RES = 340_000.0, 3_100_000.0, 160, 10.0
@@ -597,3 +600,27 @@ def test_recoverable_input_warns_and_completes(
     mask = read(files.mask)[0][0]
     if case == "nan":
         assert (mask[:10] == IGNORED).all() and (mask[10:] != IGNORED).all()
+
+
+def test_a_prepared_scene_is_mapped_by_a_model_of_its_bands(raw: Path, tmp_path: Path) -> None:
+    """The path of a new event: a post-event RGB scene with no inventory, mapped."""
+    args = [a for a in scene_overrides(raw, tmp_path, "rgb") if not a.startswith(("pre.", "dem."))]
+    files = run_prepare(tmp_path, [*args, "bands=post_rgb"])
+    torch.manual_seed(0)
+    net = {"_target_": "landslide.models.ResUNet", "in_channels": 3, "widths": [8, 16, 32, 64]}
+    task = SegmentationTask(net, bands=list(POST_RGB)).eval()
+    model = TrainedModel(task, POST_RGB, "minmax", 0.5, "rgb-model", tmp_path / "rgb.ckpt")
+    scene = open_scene(files.root)
+    assert scene.reference_mask is None and scene.bands == POST_RGB
+    settings = MapSettings(window=64, overlap=16, device="cpu", progress=False)
+    result = map_scene(model, scene, tmp_path / "map", settings)
+    probability, profile = read(result.path("probability.tif"))
+    stack, stack_profile = read(files.stack)
+    assert probability.shape == (1, *stack.shape[1:])
+    assert (profile["crs"], profile["transform"]) == (
+        stack_profile["crs"],
+        stack_profile["transform"],
+    )
+    assert np.isfinite(probability).all() and result.metrics == {}
+    assert result.summary["scene"]["reference"] is None
+    assert "ignored_share" not in gpd.read_file(result.path("landslides.gpkg")).columns
