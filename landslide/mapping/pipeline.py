@@ -163,38 +163,8 @@ def _map_into(
         torch.cuda.reset_peak_memory_stats(device)
     start = time.perf_counter()
     raw_probability = folder / "probability.raw.tif"
-    vectorizer = StreamingVectorizer(scene.transform, scene.crs, settings.min_area)
-    slope_index = scene.band_index("slope") if "slope" in scene.bands else None
-    with (
-        rasterio.open(raw_probability, "w", **_tiled_profile(scene, "float32", np.nan)) as dst,
-        rasterio.open(scene.stack) as stack,
-        _open_optional(scene.reference_mask) as reference,
-    ):
-        for row, probability in probability_strips(
-            model,
-            scene,
-            settings.window,
-            settings.overlap,
-            settings.batch_size,
-            settings.device,
-            settings.tta,
-            settings.autocast,
-            settings.progress,
-        ):
-            window = Window(0, row, scene.width, probability.shape[0])
-            dst.write(probability, 1, window=window)
-            slope = stack.read(slope_index, window=window) if slope_index else None
-            landslide = np.nan_to_num(probability, nan=0.0) > threshold
-            if slope is not None and settings.slope_min is not None:
-                landslide &= slope >= settings.slope_min
-            ignored = reference.read(1, window=window) == IGNORED if reference else None
-            vectorizer.add(row, landslide, probability, slope, ignored)
+    polygons, dropped = _predict_and_trace(model, scene, raw_probability, settings, threshold)
     predict_seconds = time.perf_counter() - start
-    polygons = vectorizer.finish()
-    if "mean_slope" not in polygons:
-        polygons["mean_slope"] = np.nan
-    if scene.reference_mask is None:
-        polygons = polygons.drop(columns="ignored_share")
     raw_binary = folder / "landslides.raw.tif"
     pixel_metrics = _rasterise(polygons, raw_probability, raw_binary, scene)
     _to_cog(
@@ -237,7 +207,7 @@ def _map_into(
         "settings": {**asdict(settings), "threshold": threshold, "device": str(device)},
         "landslides": {
             "count": len(polygons),
-            "dropped_specks": vectorizer.dropped,
+            "dropped_specks": dropped,
             "total_area_m2": area,
             "total_area_km2": area / 1e6,
         },
@@ -266,6 +236,47 @@ def _map_into(
         area / 1e6,
     )
     return summary, metrics
+
+
+def _predict_and_trace(
+    model: TrainedModel,
+    scene: Scene,
+    raw_probability: Path,
+    settings: MapSettings,
+    threshold: float,
+) -> tuple[gpd.GeoDataFrame, int]:
+    """Predict the scene strip by strip, writing each strip to ``raw_probability`` (a tiled
+    GeoTIFF) and tracing its landslides; returns the polygons and the specks dropped."""
+    vectorizer = StreamingVectorizer(scene.transform, scene.crs, settings.min_area)
+    slope_index = scene.band_index("slope") if "slope" in scene.bands else None
+    with (
+        rasterio.open(raw_probability, "w", **_tiled_profile(scene, "float32", np.nan)) as dst,
+        rasterio.open(scene.stack) as stack,
+        _open_optional(scene.reference_mask) as reference,
+    ):
+        for row, probability in probability_strips(
+            model,
+            scene,
+            settings.window,
+            settings.overlap,
+            settings.batch_size,
+            settings.device,
+            settings.tta,
+            settings.autocast,
+            settings.progress,
+        ):
+            window = Window(0, row, scene.width, probability.shape[0])
+            dst.write(probability, 1, window=window)
+            slope = stack.read(slope_index, window=window) if slope_index else None
+            landslide = np.nan_to_num(probability, nan=0.0) > threshold
+            if slope is not None and settings.slope_min is not None:
+                landslide &= slope >= settings.slope_min
+            ignored = reference.read(1, window=window) == IGNORED if reference else None
+            vectorizer.add(row, landslide, probability, slope, ignored)
+    polygons = vectorizer.finish()
+    if scene.reference_mask is None:
+        polygons = polygons.drop(columns="ignored_share")
+    return polygons, vectorizer.dropped
 
 
 def _rasterise(
