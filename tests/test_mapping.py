@@ -19,7 +19,7 @@ from landslide.data.layout import IGNORED, DomainFiles
 from landslide.mapping.errors import MappingError
 from landslide.mapping.evaluate import MatchRule, object_metrics
 from landslide.mapping.model import TrainedModel, load_model
-from landslide.mapping.pipeline import MapSettings, map_scene
+from landslide.mapping.pipeline import MapSettings, _to_cog, map_scene
 from landslide.mapping.predict import DIHEDRAL, predict_batch, probability_strips
 from landslide.mapping.scene import open_scene
 from landslide.mapping.vectorize import StreamingVectorizer
@@ -363,3 +363,40 @@ def test_uint8_probability_is_percent_with_nodata(tmp_path: Path, trained: Train
     with rasterio.open(as_uint8.path("probability.tif")) as src:
         assert src.scales == (0.01,)
     shutil.rmtree(tmp_path / "f")
+
+
+def test_cog_overviews_keep_classes_and_probabilities(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    binary = (rng.random((600, 600)) < 0.3).astype(np.uint8)
+    binary[:100] = IGNORED
+    probability = rng.random((600, 600)).astype(np.float32)
+    profile = dict(
+        driver="GTiff",
+        width=600,
+        height=600,
+        count=1,
+        crs=CRS,
+        tiled=True,
+        transform=from_origin(0, 6000, 10, 10),
+        blockxsize=256,
+        blockysize=256,
+    )
+    outputs = {}
+    for name, data, nodata, resampling in (
+        ("binary", binary, IGNORED, "mode"),
+        ("probability", probability, np.nan, "average"),
+    ):
+        raw = tmp_path / f"{name}.raw.tif"
+        with rasterio.open(raw, "w", dtype=data.dtype, nodata=nodata, **profile) as dst:
+            dst.write(data, 1)
+        outputs[name] = tmp_path / f"{name}.tif"
+        _to_cog(raw, outputs[name], str(data.dtype), name, resampling)
+    with rasterio.open(outputs["binary"]) as src:
+        assert src.overviews(1) == [2, 4]
+        assert src.tags(ns="IMAGE_STRUCTURE")["OVERVIEW_RESAMPLING"] == "MODE"
+        assert set(np.unique(src.read(1, out_shape=(300, 300)))) == {0, 1, IGNORED}
+        assert (src.read(1) == binary).all()
+    with rasterio.open(outputs["probability"]) as src:
+        overview = src.read(1, out_shape=(300, 300))
+        assert 0 <= overview.min() and overview.max() <= 1
+        assert overview[0, 0] == pytest.approx(probability[:2, :2].mean(), abs=1e-6)

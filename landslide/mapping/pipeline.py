@@ -172,8 +172,11 @@ def _map_into(
         folder / "probability.tif",
         settings.probability_dtype,
         "landslide probability",
+        "average",
     )
-    _to_cog(raw_binary, folder / "landslides.tif", "uint8", "landslide (1), stable (0)")
+    # Overviews hold the most common class of the binary map, and the mean probability
+    # (GDAL's default, cubic, would leave [0, 1]).
+    _to_cog(raw_binary, folder / "landslides.tif", "uint8", "landslide (1), stable (0)", "mode")
     raw_probability.unlink()
     raw_binary.unlink()
     polygons.to_file(folder / "landslides.gpkg", driver="GPKG", layer="landslides")
@@ -351,7 +354,7 @@ def _tiled_profile(scene: Scene, dtype: str, nodata: float) -> dict[str, Any]:
     )
 
 
-def _to_cog(raw: Path, out: Path, dtype: str, description: str) -> None:
+def _to_cog(raw: Path, out: Path, dtype: str, description: str, overview_resampling: str) -> None:
     """Convert a tiled GeoTIFF to a deflate-compressed Cloud-Optimized GeoTIFF with
     overviews (GDAL's COG driver, which streams block by block). ``uint8`` of a float
     probability stores percent (0-100, scale 0.01) with 255 as nodata."""
@@ -377,6 +380,7 @@ def _to_cog(raw: Path, out: Path, dtype: str, description: str) -> None:
         compress="deflate",
         predictor=3 if dtype == "float32" else 2,
         blocksize=256,
+        overview_resampling=overview_resampling,
         num_threads="all_cpus",
     )
     if source != raw:
