@@ -201,6 +201,23 @@ def test_no_seams_where_windows_meet(tmp_path: Path, trained: TrainedModel) -> N
     assert smooth.mean() < hard.mean()
 
 
+def test_batches_running_across_rows_of_windows_change_nothing(
+    tmp_path: Path, trained: TrainedModel
+) -> None:
+    files = write_scene(tmp_path / "scene", 150, 211, seed=4, nodata_corner=70)
+    scene = open_scene(files.root)
+    maps = {}
+    for batch_size in (1, 3, 7, 40):
+        strips = list(probability_strips(trained, scene, 64, 16, batch_size, "cpu", progress=False))
+        rows = [row for row, _ in strips]
+        heights = [strip.shape[0] for _, strip in strips]
+        assert rows == list(np.cumsum([0, *heights[:-1]])) and sum(heights) == 150
+        maps[batch_size] = np.concatenate([strip for _, strip in strips])
+    for batch_size in (3, 7, 40):
+        np.testing.assert_allclose(maps[batch_size], maps[1], atol=1e-5)
+    assert np.isnan(maps[1][:70, :70]).all() and np.isfinite(maps[1][70:]).all()
+
+
 def test_test_time_augmentation_averages_the_dihedral_flips(trained: TrainedModel) -> None:
     torch.manual_seed(3)
     images = torch.rand(2, len(BANDS), 32, 32)

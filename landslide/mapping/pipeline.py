@@ -61,6 +61,10 @@ OUTPUTS = (
 #: Rows written at a time in the second pass (a multiple of the 256 px tiles).
 BLOCK_ROWS = 512
 
+#: GDAL's block cache while mapping, in MiB: its default (5 % of the machine's memory)
+#: would let the cache of written blocks grow with the scene.
+GDAL_CACHE_MB = 256
+
 
 @dataclass(frozen=True)
 class MapSettings:
@@ -146,7 +150,8 @@ def map_scene(
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
     try:
-        summary, metrics = _map_into(model, scene, tmp, settings)
+        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+            summary, metrics = _map_into(model, scene, tmp, settings)
         replace_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

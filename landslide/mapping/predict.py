@@ -2,12 +2,13 @@
 
 The scene is read in windows (rasterio), normalised as at training time, predicted in
 batches on the CPU or a GPU, blended with :class:`~landslide.mapping.windows.WindowGrid`'s
-weights and handed on as finished strips of rows, top to bottom. Only one row of windows is
-held at a time, so memory depends on the window size, the batch and the scene's width, not
-on its height; nodata (NaN, or the stack's nodata value, in any band the model reads)
+weights and handed on as finished strips of rows, top to bottom. Only the rows of windows a
+batch touches are held, so memory depends on the window size, the batch and the scene's
+width, not on its height; nodata (NaN, or the stack's nodata value, in any band the model reads)
 stays NaN in the output.
 """
 
+import math
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 
@@ -118,11 +119,15 @@ def probability_strips(
     target = resolve_device(device)
     model.task.to(target).eval()
     precision = torch.autocast(target.type, dtype=torch.bfloat16) if autocast else nullcontext()
-    # Accumulators for the rows of the current row of windows, the scene's full width.
-    acc = np.zeros((height, scene.width), np.float32)
-    wsum = np.zeros((height, scene.width), np.float32)
-    valid = np.zeros((height, scene.width), bool)
     rows, cols = grid.rows, grid.cols
+    # Windows in reading order; a batch may run on into the next rows of windows, so every
+    # forward pass is full. The accumulators hold the unfinished rows, the full width.
+    windows = [(r, c) for r in rows for c in cols]
+    capacity = min(scene.height, height + math.ceil(batch_size / len(cols)) * height)
+    acc = np.zeros((capacity, scene.width), np.float32)
+    wsum = np.zeros((capacity, scene.width), np.float32)
+    valid = np.zeros((capacity, scene.width), bool)
+    top = 0  # the scene row of the accumulators' first row
     km2_per_window = scene.area_km2 / len(grid)
     bar = tqdm(
         total=round(scene.area_km2, 2),
@@ -134,33 +139,42 @@ def probability_strips(
     )
     with rasterio.open(scene.stack) as src, torch.inference_mode(), precision, bar:
         nodata = src.nodata
-        for k, top in enumerate(rows):
-            for start in range(0, len(cols), batch_size):
-                batch_cols = cols[start : start + batch_size]
-                left, right = batch_cols[0], batch_cols[-1] + width
+        for first in range(0, len(windows), batch_size):
+            batch = windows[first : first + batch_size]
+            images, placed = [], []
+            for row in dict.fromkeys(r for r, _ in batch):
+                # One read per row of windows in the batch: the span of their columns.
+                row_cols = [c for r, c in batch if r == row]
+                left, right = row_cols[0], row_cols[-1] + width
                 block = src.read(
-                    indexes, window=Window(left, top, right - left, height), out_dtype="float32"
+                    indexes, window=Window(left, row, right - left, height), out_dtype="float32"
                 )
                 ok = np.isfinite(block).all(0)
                 if nodata is not None and not np.isnan(nodata):
                     ok &= (block != nodata).all(0)
-                valid[:, left:right] = ok
+                valid[row - top : row - top + height, left:right] = ok
                 block = (block - lo) / span
                 block[:, ~ok] = 0.0
-                chosen = [c for c in batch_cols if ok[:, c - left : c - left + width].any()]
-                if chosen:
-                    images = np.stack([block[:, :, c - left : c - left + width] for c in chosen])
-                    batch = torch.from_numpy(images).to(target, non_blocking=True)
-                    probs = predict_batch(model, batch, tta).float().cpu().numpy()
-                    for c, prob in zip(chosen, probs, strict=True):
-                        acc[:, c : c + width] += prob * weights
-                        wsum[:, c : c + width] += weights
-                bar.update(km2_per_window * len(batch_cols))
-            done = rows[k + 1] - top if k + 1 < len(rows) else height
-            strip = np.full((done, scene.width), np.nan, np.float32)
-            covered = valid[:done] & (wsum[:done] > 0)
-            strip[covered] = acc[:done][covered] / wsum[:done][covered]
-            yield top, strip
-            for buffer in (acc, wsum, valid):
-                buffer[: height - done] = buffer[done:]
-                buffer[height - done :] = 0
+                for c in row_cols:
+                    if ok[:, c - left : c - left + width].any():  # all-nodata windows skipped
+                        images.append(block[:, :, c - left : c - left + width])
+                        placed.append((row - top, c))
+            if images:
+                tensor = torch.from_numpy(np.stack(images)).to(target, non_blocking=True)
+                probs = predict_batch(model, tensor, tta).float().cpu().numpy()
+                for (r, c), prob in zip(placed, probs, strict=True):
+                    acc[r : r + height, c : c + width] += prob * weights
+                    wsum[r : r + height, c : c + width] += weights
+            bar.update(km2_per_window * len(batch))
+            # Rows above the next window are final.
+            following = first + batch_size
+            done = (windows[following][0] if following < len(windows) else scene.height) - top
+            if done > 0:
+                strip = np.full((done, scene.width), np.nan, np.float32)
+                covered = valid[:done] & (wsum[:done] > 0)
+                strip[covered] = acc[:done][covered] / wsum[:done][covered]
+                yield top, strip
+                for buffer in (acc, wsum, valid):
+                    buffer[: capacity - done] = buffer[done:]
+                    buffer[capacity - done :] = 0
+                top += done
