@@ -3,6 +3,7 @@ mapping the default world's Palu, with the map logged to MLflow and linked both 
 
 import json
 import logging
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -108,6 +109,22 @@ def test_auto_maps_with_the_run_closest_by_mmd(
     logged = next(r for r in maps if r.data.tags["scene"] == "iburi")
     assert "model=auto chose" in logged.data.tags["mlflow.note.content"]
     assert not any(a.path.endswith(".tif") for a in client.list_artifacts(logged.info.run_id))
+
+
+def test_auto_ranks_runs_for_a_bare_unlabelled_stack(
+    store: tuple[Path, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A new event as users have it: one GeoTIFF, no mask, no statistics beside it."""
+    root, uri = store
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    event = tmp_path / "event" / "jiuzhaigou_2017.tif"
+    event.parent.mkdir()
+    shutil.copy(root / "data" / "default_world" / "jiuzhaigou" / "stack.tif", event)
+    result = run_map(compose_map(root, [f"scene={event}", "model=auto", "mlflow.log=false"]))
+    assert result.summary["model"]["name"] == "resu_senet-j700-seed42"
+    assert result.folder == root / "outputs" / "map" / "jiuzhaigou_2017" / "resu_senet-j700-seed42"
+    assert result.metrics == {} and result.summary["scene"]["reference"] is None
+    assert sorted(p.name for p in event.parent.iterdir()) == ["jiuzhaigou_2017.tif"]
 
 
 def test_bad_model_and_settings_are_one_line_errors(
