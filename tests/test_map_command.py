@@ -135,6 +135,10 @@ def test_bad_model_and_settings_are_one_line_errors(
     palu = root / "data" / "default_world" / "palu"
     with pytest.raises(MappingError, match="model=nobody: no checkpoint file, run id or"):
         run_map(compose_map(root, [f"scene={palu}", "model=nobody"]))
+    with pytest.raises(MappingError, match="^window='abc': give an integer$"):
+        run_map(compose_map(root, [f"scene={palu}", "model=auto", "window=abc"]))
+    with pytest.raises(MappingError, match="^scene= and model= not set; e.g. python map.py"):
+        run_map(compose_map(root, []))
     with pytest.raises(MappingError, match="need 0 <= overlap < window"):
         run_map(compose_map(root, [f"scene={palu}", "model=auto", "overlap=128"]))
     result = subprocess.run(

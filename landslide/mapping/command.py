@@ -3,6 +3,7 @@
 import logging
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import mlflow
 from omegaconf import DictConfig, OmegaConf
@@ -16,29 +17,43 @@ from landslide.mapping.tracking import log_map
 
 log = logging.getLogger(__name__)
 
+#: How a value of each type is asked for in messages.
+KINDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+
 
 def settings_from_config(cfg: DictConfig) -> MapSettings:
     """The mapping settings of a composed ``conf/mapping/map.yaml``.
 
     Raises:
-        MappingError: on a bad value.
+        MappingError: naming the key of a bad value.
     """
-    evaluation = cfg.evaluation
+
+    def get(key: str, kind: type, optional: bool = False) -> Any:
+        value = OmegaConf.select(cfg, key)
+        if value is None and optional:
+            return None
+        try:
+            if kind is bool and not isinstance(value, bool):
+                raise ValueError
+            return kind(value)
+        except (TypeError, ValueError):
+            raise MappingError(f"{key}={value!r}: give {KINDS[kind]}") from None
+
     try:
         return MapSettings(
-            window=int(cfg.window),
-            overlap=int(cfg.overlap),
-            batch_size=int(cfg.batch_size),
-            device=str(cfg.device),
-            tta=bool(cfg.tta),
-            autocast=bool(cfg.autocast),
-            threshold=None if cfg.threshold is None else float(cfg.threshold),
-            min_area=float(cfg.min_area),
-            slope_min=None if cfg.slope_min is None else float(cfg.slope_min),
-            probability_dtype=str(cfg.probability_dtype),
-            match=MatchRule(str(evaluation.match), float(evaluation.min_share)),
-            size_classes=tuple(float(v) for v in evaluation.size_classes),
-            progress=bool(cfg.progress),
+            window=get("window", int),
+            overlap=get("overlap", int),
+            batch_size=get("batch_size", int),
+            device=get("device", str),
+            tta=get("tta", bool),
+            autocast=get("autocast", bool),
+            threshold=get("threshold", float, optional=True),
+            min_area=get("min_area", float),
+            slope_min=get("slope_min", float, optional=True),
+            probability_dtype=get("probability_dtype", str),
+            match=MatchRule(get("evaluation.match", str), get("evaluation.min_share", float)),
+            size_classes=tuple(float(v) for v in cfg.evaluation.size_classes),
+            progress=get("progress", bool),
         )
     except ValueError as err:
         raise MappingError(str(err)) from err
@@ -50,10 +65,11 @@ def run_map(cfg: DictConfig) -> MapResult:
     Raises:
         MappingError: on bad input, with nothing written.
     """
-    missing = sorted(k for k in ("scene", "model") if OmegaConf.is_missing(cfg, k))
+    missing = [k for k in ("scene", "model") if OmegaConf.is_missing(cfg, k)]
     if missing:
         raise MappingError(
-            f"{missing[0]}= is not set; e.g. python map.py scene=data/default_world/palu model=auto"
+            f"{' and '.join(f'{k}=' for k in missing)} not set; e.g. python map.py "
+            "scene=data/default_world/palu model=auto"
         )
     settings = settings_from_config(cfg)
     scene_bands = list(cfg.scene_bands) if cfg.scene_bands is not None else None
