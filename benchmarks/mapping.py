@@ -33,6 +33,7 @@ import numpy as np
 import rasterio
 import torch
 from hydra.utils import instantiate
+from rasterio.windows import Window
 
 from landslide.config import compose_config
 from landslide.data.layout import DomainFiles
@@ -142,7 +143,7 @@ def tiled_scene(source: Path, target: Path, times: int = 2) -> Path:
             for i in range(times):
                 for j in range(times):
                     for _, window in src.block_windows(1):
-                        placed = window.__class__(
+                        placed = Window(
                             window.col_off + j * src.width,
                             window.row_off + i * src.height,
                             window.width,

@@ -8,12 +8,10 @@ the runs: the smallest mean discrepancy is the recommendation.
 
 import json
 import logging
-import os
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from unittest import mock
 
 import mlflow
 from hydra.utils import instantiate
@@ -21,6 +19,7 @@ from mlflow.entities import Metric, Run
 from omegaconf import OmegaConf
 
 from landslide.data.layout import DomainFiles
+from landslide.mlflow_store import quiet_artifact_transfers
 from landslide.shift import mix_to_scene_mmd
 from landslide.world import GENERATOR_VERSION
 
@@ -103,8 +102,7 @@ def rank_runs(
             continue
         with (
             tempfile.TemporaryDirectory() as tmp,
-            # One progress bar per tiny config file would bury the ranking in the log.
-            mock.patch.dict(os.environ, {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}),
+            quiet_artifact_transfers(),
         ):
             path = client.download_artifacts(run.info.run_id, "config.yaml", tmp)
             cfg = OmegaConf.load(path)

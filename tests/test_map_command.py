@@ -41,6 +41,12 @@ def strict(constant: str) -> None:
     raise AssertionError(f"summary.json holds {constant}: not strict JSON")
 
 
+@pytest.fixture(autouse=True)
+def project_store(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every command reads the project's own store, never the caller's environment's."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
 def compose_map(root: Path, overrides: list[str]):
     return compose_config(
         [*FAST_MAP, *overrides],
@@ -51,11 +57,8 @@ def compose_map(root: Path, overrides: list[str]):
     )
 
 
-def test_map_by_run_name_logs_a_linked_map_run(
-    store: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_map_by_run_name_logs_a_linked_map_run(store: tuple[Path, str]) -> None:
     root, uri = store
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     palu = root / "data" / "default_world" / "palu"
     result = run_map(compose_map(root, [f"scene={palu}", "model=resu_senet-ib700-seed42"]))
 
@@ -90,10 +93,9 @@ def test_map_by_run_name_logs_a_linked_map_run(
 
 
 def test_auto_maps_with_the_run_closest_by_mmd(
-    store: tuple[Path, str], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    store: tuple[Path, str], caplog: pytest.LogCaptureFixture
 ) -> None:
     root, uri = store
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     caplog.set_level(logging.INFO)
     iburi = root / "data" / "default_world" / "iburi"
     cfg = compose_map(root, [f"scene={iburi}", "model=auto", "mlflow.log_rasters=false"])
@@ -112,11 +114,10 @@ def test_auto_maps_with_the_run_closest_by_mmd(
 
 
 def test_auto_ranks_runs_for_a_bare_unlabelled_stack(
-    store: tuple[Path, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    store: tuple[Path, str], tmp_path: Path
 ) -> None:
     """A new event as users have it: one GeoTIFF, no mask, no statistics beside it."""
     root, uri = store
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     event = tmp_path / "event" / "jiuzhaigou_2017.tif"
     event.parent.mkdir()
     shutil.copy(root / "data" / "default_world" / "jiuzhaigou" / "stack.tif", event)
@@ -127,11 +128,8 @@ def test_auto_ranks_runs_for_a_bare_unlabelled_stack(
     assert sorted(p.name for p in event.parent.iterdir()) == ["jiuzhaigou_2017.tif"]
 
 
-def test_bad_model_and_settings_are_one_line_errors(
-    store: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_bad_model_and_settings_are_one_line_errors(store: tuple[Path, str]) -> None:
     root, uri = store
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     palu = root / "data" / "default_world" / "palu"
     with pytest.raises(MappingError, match="model=nobody: no checkpoint file, run id or"):
         run_map(compose_map(root, [f"scene={palu}", "model=nobody"]))

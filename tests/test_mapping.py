@@ -222,7 +222,10 @@ def test_test_time_augmentation_averages_the_dihedral_flips(trained: TrainedMode
     torch.manual_seed(3)
     images = torch.rand(2, len(BANDS), 32, 32)
     views = [inverse(predict_batch(trained, forward(images))) for forward, inverse in DIHEDRAL]
-    assert len({tuple(f(torch.arange(4).view(2, 2)).flatten().tolist()) for f, _ in DIHEDRAL}) == 8
+    square = torch.arange(9).view(3, 3)
+    # Eight different views, each undone by its inverse.
+    assert len({tuple(f(square).flatten().tolist()) for f, _ in DIHEDRAL}) == 8
+    assert all(torch.equal(inverse(forward(square)), square) for forward, inverse in DIHEDRAL)
     expected = torch.stack(views).mean(0)
     assert torch.allclose(predict_batch(trained, images, tta=True), expected, atol=1e-6)
 

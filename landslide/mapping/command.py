@@ -52,7 +52,10 @@ def settings_from_config(cfg: DictConfig) -> MapSettings:
             slope_min=get("slope_min", float, optional=True),
             probability_dtype=get("probability_dtype", str),
             match=MatchRule(get("evaluation.match", str), get("evaluation.min_share", float)),
-            size_classes=tuple(float(v) for v in cfg.evaluation.size_classes),
+            size_classes=tuple(
+                get(f"evaluation.size_classes.{i}", float)
+                for i in range(len(cfg.evaluation.size_classes))
+            ),
             progress=get("progress", bool),
         )
     except ValueError as err:

@@ -8,7 +8,6 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from unittest import mock
 
 import mlflow
 from mlflow.entities import Run
@@ -18,6 +17,7 @@ from omegaconf import OmegaConf
 from landslide.mapping.errors import MappingError
 from landslide.mapping.model import TrainedModel, load_model
 from landslide.mapping.scene import Scene
+from landslide.mlflow_store import quiet_artifact_transfers
 from landslide.selection import Candidate, finished_runs, rank_runs, ranking_table
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ def load_run_model(client: mlflow.MlflowClient, run: Run, workdir: Path) -> Trai
     run_id, name = run.info.run_id, run.info.run_name
     target = Path(workdir) / run_id
     target.mkdir(parents=True, exist_ok=True)
-    with mock.patch.dict(os.environ, {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}):
+    with quiet_artifact_transfers():
         try:
             checkpoint = client.download_artifacts(run_id, CHECKPOINT, str(target))
         except (MlflowException, OSError) as err:

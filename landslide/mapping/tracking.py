@@ -2,34 +2,15 @@
 the model's training run."""
 
 import math
-import os
-from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import mlflow
 from mlflow.entities import Metric, Param, RunTag
-from mlflow.exceptions import MlflowException
 
 from landslide.mapping.model import TrainedModel
-from landslide.mapping.pipeline import MapResult
+from landslide.mapping.pipeline import OUTPUTS, MapResult
+from landslide.mlflow_store import get_or_create_experiment, quiet_artifact_transfers
 from landslide.tracking import flatten
-
-
-def get_or_create_experiment(
-    client: mlflow.MlflowClient, name: str, artifact_location: str | None = None
-) -> str:
-    """The id of experiment ``name``, created if needed (safe when two runs race)."""
-    experiment = client.get_experiment_by_name(name)
-    if experiment is not None:
-        return experiment.experiment_id
-    try:
-        return client.create_experiment(name, artifact_location=artifact_location)
-    except MlflowException:
-        experiment = client.get_experiment_by_name(name)
-        if experiment is None:
-            raise
-        return experiment.experiment_id
 
 
 def map_metrics(result: MapResult) -> dict[str, float]:
@@ -94,10 +75,10 @@ def log_map(
             metrics=[Metric(k, v, 0, 0) for k, v in map_metrics(result).items()],
             params=[Param(k, str(v)[:6000]) for k, v in params.items()],
         )
-        with mock.patch.dict(os.environ, {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}):
-            for path in sorted(Path(result.folder).iterdir()):
-                if log_rasters or path.suffix != ".tif":
-                    client.log_artifact(run_id, str(path))
+        with quiet_artifact_transfers():
+            for name in OUTPUTS:
+                if log_rasters or not name.endswith(".tif"):
+                    client.log_artifact(run_id, str(result.path(name)))
         if model.run_id:
             client.log_batch(model.run_id, tags=[RunTag(f"map/{scene}", run_id)])
     except BaseException:

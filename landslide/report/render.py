@@ -8,6 +8,7 @@ import matplotlib.pyplot as plt
 import mlflow
 import pandas as pd
 
+from landslide.mlflow_store import get_or_create_experiment
 from landslide.report.paper import METRICS
 from landslide.report.plots import metric_bars, mmd_heatmaps, ratio_curve
 from landslide.report.tables import (
@@ -201,12 +202,7 @@ def log_report(
     n_runs: int,
 ) -> str:
     """Log the rendered report as the artifacts of a new summary run; returns its id."""
-    existing = client.get_experiment_by_name(experiment)
-    experiment_id = (
-        existing.experiment_id
-        if existing
-        else client.create_experiment(experiment, artifact_location=artifact_location)
-    )
+    experiment_id = get_or_create_experiment(client, experiment, artifact_location)
     run = client.create_run(experiment_id, run_name="report")
     client.log_param(run.info.run_id, "runs_read", n_runs)
     client.log_artifacts(run.info.run_id, str(out_dir), "report")
