@@ -3,12 +3,18 @@
 import hydra
 from omegaconf import DictConfig
 
-from landslide.training import train
+from landslide.errors import UserError
+from landslide.training import in_multirun, train
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float:
-    metrics = train(cfg)
+    try:
+        metrics = train(cfg)
+    except UserError as err:
+        if in_multirun():
+            raise  # Hydra runs the sweep's other jobs, then reports this one
+        raise SystemExit(f"train.py: {err}") from None
     return metrics.get(cfg.get("optimized_metric", "val/loss"), float("nan"))
 
 

@@ -1,5 +1,6 @@
 """Compose the project's Hydra config outside a Hydra app (scripts, benchmarks, tests)."""
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,9 +16,12 @@ def register_resolvers() -> None:
 
     ``${minus:a,b}``: ``a - b``, e.g. the Jiuzhaigou count of a ratio mix.
     ``${len:x}``: the length of a list, e.g. the networks' input channels from the band set.
+    ``${pid:}``: this process's id, e.g. to keep output folders of simultaneous runs apart
+    (cached, so every use within one config agrees).
     """
     OmegaConf.register_new_resolver("minus", lambda a, b: a - b, replace=True)
     OmegaConf.register_new_resolver("len", len, replace=True)
+    OmegaConf.register_new_resolver("pid", os.getpid, replace=True, use_cache=True)
 
 
 register_resolvers()

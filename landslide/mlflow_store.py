@@ -4,10 +4,16 @@ writes the store (kept free of Lightning so that light commands import quickly).
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from unittest import mock
+from urllib.parse import urlparse
 
 import mlflow
+import requests
+from filelock import FileLock
 from mlflow.exceptions import MlflowException
+
+from landslide.errors import TrackingError
 
 
 def get_or_create_experiment(
@@ -31,3 +37,73 @@ def quiet_artifact_transfers() -> Iterator[None]:
     """No progress bar per artifact up- or download: one per small file buries the log."""
     with mock.patch.dict(os.environ, {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}):
         yield
+
+
+#: Seconds to wait for a tracking server before saying it is unreachable.
+SERVER_TIMEOUT_S = 5.0
+
+
+def open_store(uri: str) -> mlflow.MlflowClient:
+    """A client of the MLflow store at ``uri``, checked before any work starts.
+
+    A tracking server must answer within :data:`SERVER_TIMEOUT_S` (later requests get a short
+    retry budget instead of MLflow's minutes of back-off). A SQLite store must sit in an
+    existing, writable folder; its tables are created under a file lock, because two
+    processes that migrate a fresh store at once both fail (``table _alembic_tmp_... already
+    exists``).
+
+    Raises:
+        TrackingError: one line naming the store and the fix.
+    """
+    scheme = urlparse(uri).scheme
+    if scheme in ("http", "https"):
+        _check_server(uri)
+        return mlflow.MlflowClient(uri)
+    if scheme == "sqlite":
+        return _open_sqlite(uri)
+    return mlflow.MlflowClient(uri)
+
+
+def _check_server(uri: str) -> None:
+    # MLflow retries a dead server for minutes with exponential back-off; a run should
+    # learn in seconds that nothing will be recorded.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+    try:
+        response = requests.get(f"{uri.rstrip('/')}/health", timeout=SERVER_TIMEOUT_S)
+    except requests.RequestException as err:
+        reason = type(err).__name__
+        raise TrackingError(
+            f"MLflow tracking server {uri} is unreachable ({reason}); start it "
+            "(mlflow server ...) or point MLFLOW_TRACKING_URI / logger.tracking_uri at a "
+            "reachable store"
+        ) from None
+    if response.status_code >= 500:
+        raise TrackingError(
+            f"MLflow tracking server {uri} answers HTTP {response.status_code}; check the "
+            "server's log or point MLFLOW_TRACKING_URI / logger.tracking_uri elsewhere"
+        )
+
+
+def sqlite_path(uri: str) -> Path:
+    """The database file of a ``sqlite:///`` URI."""
+    return Path(uri.removeprefix("sqlite:///") if uri.startswith("sqlite:///") else uri[9:])
+
+
+def _open_sqlite(uri: str) -> mlflow.MlflowClient:
+    database = sqlite_path(uri)
+    folder = database.parent
+    fix = "or point MLFLOW_TRACKING_URI / logger.tracking_uri at another store"
+    if not folder.is_dir():
+        raise TrackingError(f"MLflow store folder {folder} does not exist; create it {fix}")
+    if not os.access(folder, os.W_OK) or (database.exists() and not os.access(database, os.W_OK)):
+        raise TrackingError(f"MLflow store {database} is read-only; make it writable {fix}")
+    try:
+        with FileLock(f"{database}.lock", timeout=300):
+            client = mlflow.MlflowClient(uri)  # creates or migrates the tables
+            client.search_experiments(max_results=1)
+    except Exception as err:  # SQLAlchemy/MLflow wrap sqlite3 errors in several types
+        reason = str(err).strip().splitlines()[0][:200]
+        raise TrackingError(f"MLflow store {database} cannot be opened ({reason}); {fix}") from None
+    return client

@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
-from hydra.utils import instantiate
 from mlflow.entities import Metric, Run
 from omegaconf import OmegaConf
 
 from landslide.data.layout import DomainFiles
+from landslide.lifecycle import is_complete
 from landslide.mlflow_store import quiet_artifact_transfers
+from landslide.safe_loading import instantiate_trusted
 from landslide.shift import mix_to_scene_mmd
 from landslide.world import GENERATOR_VERSION
 
@@ -51,7 +52,7 @@ class Candidate:
 def finished_runs(
     client: mlflow.MlflowClient, experiments: Sequence[str], filter_string: str = ""
 ) -> list[Run]:
-    """Finished runs of the named experiments that logged a config."""
+    """Complete runs (:func:`landslide.lifecycle.is_complete`) of the named experiments."""
     ids = []
     for name in experiments:
         experiment = client.get_experiment_by_name(name)
@@ -59,7 +60,8 @@ def finished_runs(
             raise ValueError(f"MLflow experiment '{name}' does not exist in {client.tracking_uri}")
         ids.append(experiment.experiment_id)
     query = " and ".join(f for f in ("attributes.status = 'FINISHED'", filter_string) if f)
-    return client.search_runs(ids, filter_string=query, max_results=10_000)
+    runs = client.search_runs(ids, filter_string=query, max_results=10_000)
+    return [run for run in runs if is_complete(run)]
 
 
 def current_world(run: Run) -> bool:
@@ -108,7 +110,9 @@ def rank_runs(
             cfg = OmegaConf.load(path)
         key = json.dumps(OmegaConf.to_container(cfg.data, resolve=True), sort_keys=True)
         if key not in cache:
-            datamodule = instantiate(cfg.data)
+            datamodule = instantiate_trusted(
+                cfg.data, "data", f"run {run.info.run_id} config.yaml: "
+            )
             datamodule.prepare_data()
             datamodule.setup()
             log.info("MMD of %s's training data to %s", run.info.run_name, scene_name)

@@ -5,7 +5,6 @@ from typing import Any
 
 import lightning as L
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from segmentation_models_pytorch.losses import DiceLoss
 from torch import Tensor, nn
@@ -17,6 +16,8 @@ from torchmetrics.classification import (
     BinaryPrecision,
     BinaryRecall,
 )
+
+from landslide.safe_loading import instantiate_trusted
 
 
 def landslide_metrics(threshold: float = 0.5) -> MetricCollection:
@@ -75,7 +76,9 @@ class SegmentationTask(L.LightningModule):
         self.figure_batches: dict[str, dict[str, Tensor]] = {}
 
     def configure_models(self) -> None:
-        self.model: nn.Module = instantiate(self.hparams["net"])
+        # A checkpoint names its network: build only a class of this package, so a crafted
+        # checkpoint cannot run other code (see landslide.safe_loading).
+        self.model: nn.Module = instantiate_trusted(self.hparams["net"], "net")
 
     def configure_losses(self) -> None:
         # segmentation_models_pytorch's soft dice, the paper's Eq. (2).

@@ -12,6 +12,19 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from landslide.figures import prediction_figure
+from landslide.safe_loading import load_checkpoint
+
+
+class RunLogger(MLFlowLogger):
+    """Lightning's MLflow logger, minus ending the run.
+
+    Lightning calls ``finalize("success")`` when ``fit`` returns, before testing and artifact
+    logging, so the stock logger marks a run FINISHED that may still fail.
+    :mod:`landslide.lifecycle` ends the run instead, once everything is recorded.
+    """
+
+    def finalize(self, status: str = "success") -> None:  # noqa: D102 - see class docstring
+        pass
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -43,7 +56,7 @@ def log_weights(logger: MLFlowLogger, checkpoint: str | Path) -> None:
     """Log a checkpoint without its optimiser state (a third of the size) as
     ``checkpoints/best.ckpt``; it still loads with ``SegmentationTask.load_from_checkpoint``.
     """
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    state = load_checkpoint(checkpoint)
     for key in ("optimizer_states", "lr_schedulers"):
         state.pop(key, None)
     with tempfile.TemporaryDirectory() as tmp:

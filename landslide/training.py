@@ -1,15 +1,30 @@
 """Train one network on one domain mix, test it on every domain, record it in MLflow."""
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import lightning as L
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from omegaconf import DictConfig
 
+from landslide.checkpointing import AtomicCheckpointIO, RunState, checkpoint_run_id
 from landslide.data.datamodule import LandslideDataModule
+from landslide.lifecycle import (
+    RESUMED_FROM,
+    TrainingRun,
+    claim_run,
+    config_key,
+    find_complete,
+    setting_runs,
+    supervised,
+)
+from landslide.mlflow_store import get_or_create_experiment, open_store
+from landslide.schema import name_mix_after_counts, validate_train_config
 from landslide.task import SegmentationTask
 from landslide.tracking import log_config, log_prediction_figures, log_weights
 from landslide.world import GENERATOR_VERSION
@@ -31,37 +46,103 @@ def build(spec: Any, **kwargs: Any) -> Any:
 def train(cfg: DictConfig) -> dict[str, float]:
     """Run one experiment described by a composed Hydra config.
 
+    The config is checked before any data is read or run created; a setting that already
+    has a complete run is skipped in a multirun or with ``resume`` (unless ``force``); the
+    run ends FINISHED only after testing and artifact logging (see
+    :mod:`landslide.lifecycle`).
+
     Returns:
-        The final validation and test metrics.
+        The final validation and test metrics (a skipped setting's recorded ones).
     """
+    validate_train_config(cfg)
+    name_mix_after_counts(cfg)
+    client = open_store(cfg.logger.tracking_uri)
+    experiment_id = get_or_create_experiment(
+        client, cfg.logger.experiment_name, cfg.logger.artifact_location
+    )
+    key = config_key(cfg)
+    name = cfg.logger.run_name
+    if skips_finished(cfg):
+        done = find_complete(setting_runs(client, experiment_id, key))
+        if done is not None:
+            log.info(
+                "Skipping %s: run %s already completed this setting (force=true trains it again)",
+                name,
+                done.info.run_id,
+            )
+            return dict(done.data.metrics)
+
     L.seed_everything(cfg.seed, workers=True)
     datamodule: LandslideDataModule = build(cfg.data)
+    # Generate or check the data before a run exists: a bad raster is an input error, not
+    # a failed run.
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+
+    run = claim_run(
+        client,
+        experiment_id,
+        name,
+        key,
+        output_dir=Path(cfg.paths.output_dir),
+        checkpoint_root=Path(cfg.callbacks.model_checkpoint.dirpath),
+        resume=cfg.resume,
+    )
+    with supervised(run):
+        return _fit_and_test(cfg, run, datamodule)
+
+
+def skips_finished(cfg: DictConfig) -> bool:
+    """Whether a setting with a complete run is skipped: in a multirun (so a pre-empted
+    sweep resumes cheaply) and whenever ``resume`` is set, unless ``force=true``."""
+    if cfg.force:
+        return False
+    return in_multirun() or cfg.resume is not False
+
+
+def in_multirun() -> bool:
+    """Whether this is one job of a Hydra multirun."""
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def _fit_and_test(
+    cfg: DictConfig, run: TrainingRun, datamodule: LandslideDataModule
+) -> dict[str, float]:
     task: SegmentationTask = build(
         cfg.task, test_domains=datamodule.test_domains, bands=list(datamodule.bands)
     )
-    logger = build(cfg.logger)
+    logger = build(cfg.logger, run_id=run.run_id)
     callbacks: list[Callback] = [build(c) for c in cfg.callbacks.values()]
-    trainer: L.Trainer = build(cfg.trainer, logger=logger, callbacks=callbacks)
-
-    log_config(logger, cfg)
-    if cfg.data.get("world") is not None:
-        # Runs on different versions of the simulated world must never be averaged.
-        logger.log_hyperparams({"data.world.generator_version": GENERATOR_VERSION})
-    trainer.fit(task, datamodule=datamodule)
     checkpoint = next(c for c in callbacks if isinstance(c, ModelCheckpoint))
-    if not checkpoint.best_model_path:
+    checkpoint.dirpath = str(run.checkpoint_dir)
+    callbacks.append(RunState(run.run_id))
+    trainer: L.Trainer = build(
+        cfg.trainer, logger=logger, callbacks=callbacks, plugins=[AtomicCheckpointIO()]
+    )
+
+    if run.resume_from is None:
+        log_config(logger, cfg)
+        if cfg.data.get("world") is not None:
+            # Runs on different versions of the simulated world must never be averaged.
+            logger.log_hyperparams({"data.world.generator_version": GENERATOR_VERSION})
+    else:
+        logger.experiment.set_tag(run.run_id, RESUMED_FROM, str(run.resume_from))
+    logger.experiment.set_tag(run.run_id, "landslide.output_dir", cfg.paths.output_dir)
+    trainer.fit(task, datamodule=datamodule, ckpt_path=run.resume_from, weights_only=True)
+    best = checkpoint.best_model_path
+    if not best:
         raise RuntimeError(
             "no checkpoint was saved: validation never ran; allow validation batches "
             "(trainer.limit_val_batches > 0) so the lowest-validation-loss model can be kept"
         )
-    trainer.test(task, datamodule=datamodule, ckpt_path=checkpoint.best_model_path, verbose=False)
-    log_weights(logger, checkpoint.best_model_path)
+    if checkpoint_run_id(best) != run.run_id:
+        raise RuntimeError(f"{best} holds another run's weights; refusing to test them")
+    trainer.test(task, datamodule=datamodule, ckpt_path=best, verbose=False, weights_only=True)
+    log_weights(logger, best)
     log_prediction_figures(logger, task.figure_batches, cfg.task.threshold, datamodule.bands)
-    logger.finalize("success")
+    run.complete()
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    log.info(
-        "Test metrics of %s:\n%s", cfg.logger.run_name, metrics_table(metrics, task.test_domains)
-    )
+    log.info("Test metrics of %s:\n%s", run.name, metrics_table(metrics, task.test_domains))
     return metrics
 
 

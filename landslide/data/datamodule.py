@@ -30,6 +30,15 @@ KNOWN, UNKNOWN = "known", "unknown"
 log = logging.getLogger(__name__)
 
 
+def validation_size(count: int, val_fraction: float) -> int:
+    """How many of a domain's ``count`` mixed training samples are held out for validation.
+
+    One function for the DataModule and the config check (:mod:`landslide.schema`), so a
+    mix refused for an empty validation split is exactly one the DataModule would leave empty.
+    """
+    return round(count * val_fraction)
+
+
 class LandslideDataModule(L.LightningDataModule):
     """Training, validation and per-domain test data for the paper's experiments.
 
@@ -206,7 +215,7 @@ class LandslideDataModule(L.LightningDataModule):
             self.pools[name] = pool
         for name, count in self.mix.items():
             chosen = self.pools[name].train[:count]
-            n_val = round(count * self.val_fraction)
+            n_val = validation_size(count, self.val_fraction)
             # The pool alternates positive and negative patches: both parts stay balanced.
             self.train_patches[name] = chosen[: count - n_val]
             self.val_patches[name] = chosen[count - n_val :]

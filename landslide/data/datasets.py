@@ -9,6 +9,7 @@ from torch.utils.data import Dataset
 from torchgeo.datasets import IntersectionDataset, RasterDataset
 
 from landslide.bands import BANDS
+from landslide.data.integrity import check_domain
 from landslide.data.layout import DomainFiles
 from landslide.data.normalization import BandStats, MinMaxNormalize
 from landslide.data.sampling import Patch
@@ -46,7 +47,9 @@ class LandslideMask(RasterDataset):
 
 
 def stack_stats(files: DomainFiles, bands: Sequence[str], labelled: bool = True) -> BandStats:
-    """The statistics of a domain's stack, checking that it holds ``bands``.
+    """The statistics of a domain's stack, checking that it holds ``bands`` and that its
+    rasters read to the end (:mod:`~landslide.data.integrity`, once per file in a process):
+    the DataModule calls this when it sets up, so damage is reported before training.
 
     Args:
         files: the domain's files.
@@ -56,6 +59,7 @@ def stack_stats(files: DomainFiles, bands: Sequence[str], labelled: bool = True)
     Raises:
         FileNotFoundError: if a file of the domain is missing.
         ValueError: if the stack lacks a requested band.
+        DataError: if the stack or mask is damaged, truncated or not a raster.
     """
     missing = [p for p in files.missing() if labelled or p != files.mask]
     if missing:
@@ -71,6 +75,7 @@ def stack_stats(files: DomainFiles, bands: Sequence[str], labelled: bool = True)
             "choose a band set it holds (bands=... or data.bands=[...]) or prepare it again "
             "with those bands"
         )
+    check_domain(files, labelled)
     return stats
 
 

@@ -16,6 +16,8 @@ import rasterio
 import torch
 from torch import Tensor
 
+from landslide.errors import DataError
+
 
 @dataclass(frozen=True)
 class BandStats:
@@ -65,13 +67,13 @@ class BandStats:
         """Read statistics written by :meth:`save`.
 
         Raises:
-            ValueError: if the file is not a valid statistics file.
+            DataError: if the file is not a valid statistics file (damaged or truncated).
         """
         try:
             raw = json.loads(Path(path).read_text())
             return cls(**{k: tuple(v) for k, v in raw.items()})
-        except (json.JSONDecodeError, TypeError) as err:
-            raise ValueError(
+        except (json.JSONDecodeError, TypeError, AttributeError) as err:
+            raise DataError(
                 f"{path}: not a band statistics file ({err}); delete it and prepare the "
                 "domain again"
             ) from err

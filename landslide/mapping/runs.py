@@ -14,6 +14,7 @@ from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 from omegaconf import OmegaConf
 
+from landslide.lifecycle import is_complete
 from landslide.mapping.errors import MappingError
 from landslide.mapping.model import TrainedModel, load_model
 from landslide.mapping.scene import Scene
@@ -168,14 +169,15 @@ def _run_by_name(client: mlflow.MlflowClient, name: str, experiments: Sequence[s
         f"attributes.run_name = '{quoted}' and attributes.status = 'FINISHED'",
         order_by=["attributes.start_time DESC"],
     )
+    runs = [run for run in runs if is_complete(run)]
     if not runs:
         raise MappingError(
-            f"model={name}: no checkpoint file, run id or finished run of that name in "
+            f"model={name}: no checkpoint file, run id or complete run of that name in "
             f"{list(experiments)} at {client.tracking_uri}; give one, or model=auto"
         )
     if len(runs) > 1:
         log.warning(
-            "model=%s: %d finished runs have this name; using the newest, %s",
+            "model=%s: %d complete runs have this name; using the newest, %s",
             name,
             len(runs),
             runs[0].info.run_id,

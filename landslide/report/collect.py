@@ -5,6 +5,8 @@ from collections.abc import Sequence
 import mlflow
 import pandas as pd
 
+from landslide.lifecycle import is_complete
+
 #: Run columns that identify a training setting (the rest are metrics).
 KEYS: tuple[str, ...] = (
     "run_id",
@@ -34,7 +36,8 @@ def collect_runs(
     exclude: Sequence[str] = (),
     data: str | None = None,
 ) -> pd.DataFrame:
-    """One row per finished training run: its setting and every metric it logged.
+    """One row per complete training run (:func:`landslide.lifecycle.is_complete`): its
+    setting and every metric it logged.
 
     Args:
         client: the MLflow client of the store.
@@ -65,8 +68,8 @@ def collect_runs(
     rows = []
     for run in client.search_runs(ids, "attributes.status = 'FINISHED'", max_results=50_000):
         params = run.data.params
-        if "model.name" not in params:
-            continue  # not a training run
+        if "model.name" not in params or not is_complete(run):
+            continue  # not a training run, or one that failed after fit
         rows.append(
             {
                 "run_id": run.info.run_id,

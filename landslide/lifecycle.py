@@ -1,0 +1,391 @@
+"""The life of one training run in MLflow: created or resumed, owned by one process, ended
+with an honest status.
+
+- A run is FINISHED only once testing and artifact logging succeeded, and then carries the
+  tag :data:`COMPLETE`; readers (report, model selection, mapping) keep only complete runs
+  (:func:`is_complete`).
+- A failure ends it FAILED with the error as the tag :data:`ERROR`; SIGINT or SIGTERM ends
+  it KILLED and the process exits with 128 + the signal number.
+- While a process trains a run it holds a file lock (:data:`LOCK`), so a run left RUNNING by
+  SIGKILL or a crash is recognised (its lock is free), marked KILLED and resumable, and can
+  be continued with ``resume=true`` from its last checkpoint.
+- Runs are keyed by their resolved config (:func:`config_key`), so a finished setting can be
+  skipped and an interrupted one found again.
+"""
+
+import hashlib
+import json
+import logging
+import os
+import signal
+import socket
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from filelock import FileLock, Timeout
+from mlflow.entities import Run
+from omegaconf import DictConfig, OmegaConf
+
+from landslide.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+#: Tags this module writes on a run.
+CONFIG_KEY = "landslide.config_key"
+COMPLETE = "landslide.complete"
+ERROR = "landslide.error"
+LOCK = "landslide.lock"
+CHECKPOINT_DIR = "landslide.checkpoint_dir"
+OWNER = "landslide.owner"
+RESUMABLE = "landslide.resumable"
+RESUMED_FROM = "landslide.resumed_from"
+
+#: Name of the checkpoint saved after every validation, the one a resume continues from.
+LAST_CHECKPOINT = "last.ckpt"
+
+#: Config keys that do not change what a run computes: where it writes, how it reports,
+#: whether it resumes. Everything else identifies the setting.
+VOLATILE_KEYS: tuple[str, ...] = (
+    "paths",
+    "resume",
+    "force",
+    "trainer.default_root_dir",
+    "trainer.enable_progress_bar",
+    "trainer.enable_model_summary",
+    "callbacks.model_checkpoint.dirpath",
+    "logger.tracking_uri",
+    "logger.artifact_location",
+)
+
+#: Metrics every complete run logged, for runs recorded before :data:`COMPLETE` existed.
+PIXEL_METRICS = ("precision", "recall", "f1", "mcc", "iou")
+
+
+def config_key(cfg: DictConfig) -> str:
+    """A digest of the resolved config without :data:`VOLATILE_KEYS`: equal for two runs
+    exactly when they train the same setting."""
+    tree = OmegaConf.to_container(cfg, resolve=True)
+    for dotted in VOLATILE_KEYS:
+        *parents, leaf = dotted.split(".")
+        node: Any = tree
+        for part in parents:
+            node = node.get(part, {}) if isinstance(node, Mapping) else {}
+        if isinstance(node, dict):
+            node.pop(leaf, None)
+    text = json.dumps(tree, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def is_complete(run: Run) -> bool:
+    """Whether ``run`` finished training, testing and artifact logging.
+
+    Runs from before the completion tag count when they logged every test metric of every
+    domain of their config.
+    """
+    if run.info.status != "FINISHED":
+        return False
+    tags = run.data.tags
+    if COMPLETE in tags:
+        return tags[COMPLETE] == "true"
+    if ERROR in tags or LOCK in tags:
+        return False
+    domains = {key.split(".")[2] for key in run.data.params if key.startswith("data.domains.")}
+    metrics = run.data.metrics
+    return bool(domains) and all(f"test/{d}/{m}" in metrics for d in domains for m in PIXEL_METRICS)
+
+
+def one_line(err: BaseException) -> str:
+    """``Type: first line of the message``, short enough for a tag."""
+    lines = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {lines[0] if lines else ''}"[:500]
+
+
+class RunInterrupted(BaseException):  # noqa: N818 - a signal, like KeyboardInterrupt
+    """SIGINT or SIGTERM arrived. A BaseException, so no ``except Exception`` swallows it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@dataclass
+class TrainingRun:
+    """An MLflow run owned by this process, and where its checkpoints live.
+
+    Attributes:
+        client: the store's client.
+        run_id: the MLflow run id.
+        name: the run name.
+        checkpoint_dir: folder of this run's checkpoints, and of nothing else.
+        resume_from: the checkpoint to continue from (None for a fresh run).
+    """
+
+    client: mlflow.MlflowClient
+    run_id: str
+    name: str
+    checkpoint_dir: Path
+    resume_from: Path | None = None
+    _lock: FileLock | None = field(default=None, repr=False)
+
+    def complete(self) -> None:
+        """Mark the run FINISHED: call only after testing and artifact logging succeeded."""
+        self.client.set_tag(self.run_id, COMPLETE, "true")
+        self.client.set_terminated(self.run_id, "FINISHED")
+
+    def end(self, status: str, reason: str) -> None:
+        """End the run FAILED or KILLED with ``reason`` recorded as a tag."""
+        self.client.set_tag(self.run_id, ERROR, reason)
+        if status == "KILLED" and (self.checkpoint_dir / LAST_CHECKPOINT).is_file():
+            self.client.set_tag(self.run_id, RESUMABLE, "true")
+        self.client.set_terminated(self.run_id, status)
+
+    def release(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+
+def owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _take(lock_path: str) -> FileLock | None:
+    """The run's lock if no live process holds it, else None."""
+    lock = FileLock(lock_path, timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        return None
+    return lock
+
+
+def start_run(
+    client: mlflow.MlflowClient,
+    experiment_id: str,
+    name: str,
+    key: str,
+    output_dir: Path,
+    checkpoint_root: Path,
+) -> TrainingRun:
+    """Create a run owned by this process, checkpointing into ``checkpoint_root/<run id>``.
+
+    The lock (in ``output_dir``) is taken before the run exists, so no other process ever
+    sees this run RUNNING without a live owner.
+    """
+    output_dir.mkdir(parents=True, exist_ok=True)
+    lock_path = str(output_dir / ".run.lock")
+    lock = FileLock(lock_path, timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise ConfigError(
+            f"output folder {output_dir} is in use by another training; give each run its "
+            "own folder (hydra.run.dir=...)"
+        ) from None
+    run = client.create_run(
+        experiment_id,
+        run_name=name,
+        tags={CONFIG_KEY: key, LOCK: lock_path, OWNER: owner()},
+    )
+    run_id = run.info.run_id
+    checkpoint_dir = checkpoint_root / run_id
+    checkpoint_dir.mkdir(parents=True)
+    client.set_tag(run_id, CHECKPOINT_DIR, str(checkpoint_dir))
+    return TrainingRun(client, run_id, name, checkpoint_dir, None, lock)
+
+
+def setting_runs(client: mlflow.MlflowClient, experiment_id: str, key: str) -> list[Run]:
+    """Every run of the setting ``key``, newest first."""
+    return client.search_runs(
+        [experiment_id],
+        f"tags.`{CONFIG_KEY}` = '{key}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1000,
+    )
+
+
+def find_complete(runs: list[Run]) -> Run | None:
+    """The newest complete run among ``runs``."""
+    return next((run for run in runs if is_complete(run)), None)
+
+
+def reap_orphans(client: mlflow.MlflowClient, runs: list[Run]) -> None:
+    """Mark runs left RUNNING by a dead process (their lock is free) KILLED and, when they
+    have a checkpoint, resumable."""
+    for run in runs:
+        lock_path = run.data.tags.get(LOCK)
+        if run.info.status != "RUNNING" or lock_path is None:
+            continue
+        lock = _take(lock_path)
+        if lock is None:
+            continue  # its process is alive
+        try:
+            checkpoint_dir = Path(run.data.tags.get(CHECKPOINT_DIR, "/nonexistent"))
+            resumable = (checkpoint_dir / LAST_CHECKPOINT).is_file()
+            client.set_tag(
+                run.info.run_id,
+                ERROR,
+                "the training process ended without a status (SIGKILL, out of memory or a crash)",
+            )
+            if resumable:
+                client.set_tag(run.info.run_id, RESUMABLE, "true")
+            client.set_terminated(run.info.run_id, "KILLED")
+            log.warning(
+                "Run %s (%s) was left RUNNING by a process that died; marked KILLED%s",
+                run.info.run_name,
+                run.info.run_id,
+                ", resume it with resume=true" if resumable else "",
+            )
+        finally:
+            lock.release()
+
+
+def resume_run(client: mlflow.MlflowClient, run: Run) -> TrainingRun | None:
+    """Take over an interrupted run, if it has a last checkpoint and no live owner."""
+    tags = run.data.tags
+    if run.info.status not in ("KILLED", "FAILED", "RUNNING") or CHECKPOINT_DIR not in tags:
+        return None
+    checkpoint = Path(tags[CHECKPOINT_DIR]) / LAST_CHECKPOINT
+    if not checkpoint.is_file():
+        return None
+    lock = _take(tags[LOCK]) if LOCK in tags else None
+    if lock is None:
+        return None
+    run_id = run.info.run_id
+    client.update_run(run_id, status="RUNNING")
+    client.set_tag(run_id, OWNER, owner())
+    client.set_tag(run_id, RESUMABLE, "false")
+    return TrainingRun(client, run_id, run.info.run_name, checkpoint.parent, checkpoint, lock)
+
+
+def claim_run(
+    client: mlflow.MlflowClient,
+    experiment_id: str,
+    name: str,
+    key: str,
+    output_dir: Path,
+    checkpoint_root: Path,
+    resume: bool | str,
+) -> TrainingRun:
+    """The run this process trains: an interrupted one to continue, or a new one.
+
+    Args:
+        resume: False starts a new run; True continues the newest interrupted run of this
+            setting if there is one (else starts a new run); a run id continues that run.
+
+    Raises:
+        ConfigError: ``resume=<run id>`` names a run that cannot be continued.
+    """
+    runs = setting_runs(client, experiment_id, key)
+    reap_orphans(client, runs)
+    if isinstance(resume, str):
+        return _resume_by_id(client, experiment_id, key, resume)
+    if resume:
+        for run in setting_runs(client, experiment_id, key):
+            taken = resume_run(client, run)
+            if taken is not None:
+                log.info("Resuming run %s (%s) from %s", name, taken.run_id, taken.resume_from)
+                return taken
+        log.info("No interrupted run of this setting to resume: starting %s afresh", name)
+    else:
+        interrupted = [r for r in runs if r.data.tags.get(RESUMABLE) == "true"]
+        if interrupted:
+            log.warning(
+                "An interrupted run of this setting exists (%s); starting a new one. "
+                "resume=true would continue it instead",
+                interrupted[0].info.run_id,
+            )
+    return start_run(client, experiment_id, name, key, output_dir, checkpoint_root)
+
+
+def _resume_by_id(
+    client: mlflow.MlflowClient, experiment_id: str, key: str, run_id: str
+) -> TrainingRun:
+    try:
+        run = client.get_run(run_id)
+    except mlflow.exceptions.MlflowException:
+        raise ConfigError(
+            f"resume={run_id}: no such run in {client.tracking_uri}; use resume=true to "
+            "continue the newest interrupted run of this setting"
+        ) from None
+    if run.info.experiment_id != experiment_id or run.data.tags.get(CONFIG_KEY) != key:
+        raise ConfigError(
+            f"resume={run_id}: run {run.info.run_name} was trained with another config; "
+            "repeat its overrides (see its config.yaml artifact) or use resume=true"
+        )
+    if is_complete(run):
+        raise ConfigError(
+            f"resume={run_id}: run {run.info.run_name} is already complete; drop resume= "
+            "to keep it, or add force=true to train the setting again"
+        )
+    taken = resume_run(client, run)
+    if taken is None:
+        lock_path = run.data.tags.get(LOCK)
+        if run.info.status == "RUNNING" and lock_path and _is_locked(lock_path):
+            why = f"its process ({run.data.tags.get(OWNER, '?')}) is still training it"
+        else:
+            why = f"it has no {LAST_CHECKPOINT} (its checkpoint folder is gone or it never "
+            why += "finished an epoch)"
+        raise ConfigError(f"resume={run_id}: cannot continue {run.info.run_name}: {why}")
+    return taken
+
+
+def _is_locked(lock_path: str) -> bool:
+    lock = _take(lock_path)
+    if lock is None:
+        return True
+    lock.release()
+    return False
+
+
+@contextmanager
+def supervised(run: TrainingRun) -> Iterator[None]:
+    """End ``run`` honestly whatever happens inside the block.
+
+    SIGINT and SIGTERM raise :class:`RunInterrupted` (the run ends KILLED and the process
+    exits 128 + signal); any other exception ends it FAILED with the error as a tag and
+    propagates. Completion is the block's own job (:meth:`TrainingRun.complete`).
+    """
+    signals = (signal.SIGINT, signal.SIGTERM)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = {s: signal.getsignal(s) for s in signals} if main_thread else {}
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise RunInterrupted(signum)
+
+    for s in previous:
+        signal.signal(s, interrupt)
+    try:
+        yield
+    except (RunInterrupted, KeyboardInterrupt) as err:
+        signum = getattr(err, "signum", signal.SIGINT)
+        name = signal.Signals(signum).name
+        _end_quietly(run, "KILLED", f"interrupted by {name}")
+        log.error(
+            "Run %s (%s) interrupted by %s and marked KILLED; continue it with resume=true",
+            run.name,
+            run.run_id,
+            name,
+        )
+        raise SystemExit(128 + signum) from None
+    except BaseException as err:
+        _end_quietly(run, "FAILED", one_line(err))
+        raise
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        run.release()
+
+
+def _end_quietly(run: TrainingRun, status: str, reason: str) -> None:
+    # The run's own failure matters more than a failure to record it (e.g. the store went
+    # away): log the latter and let the former propagate.
+    try:
+        run.end(status, reason)
+    except Exception as err:  # noqa: BLE001
+        log.error("Could not mark run %s %s: %s", run.run_id, status, one_line(err))
