@@ -303,9 +303,13 @@ def claim_run(
     return start_run(client, experiment_id, name, key, output_dir, checkpoint_root)
 
 
-def _resume_by_id(
-    client: mlflow.MlflowClient, experiment_id: str, key: str, run_id: str
-) -> TrainingRun:
+def check_resumable(client: mlflow.MlflowClient, experiment_id: str, key: str, run_id: str) -> Run:
+    """The run ``resume=<run_id>`` names, checked before any data is read.
+
+    Raises:
+        ConfigError: the run does not exist, trained another setting, is complete, is still
+            being trained, or has no last checkpoint.
+    """
     try:
         run = client.get_run(run_id)
     except mlflow.exceptions.MlflowException:
@@ -313,25 +317,44 @@ def _resume_by_id(
             f"resume={run_id}: no such run in {client.tracking_uri}; use resume=true to "
             "continue the newest interrupted run of this setting"
         ) from None
+    name = run.info.run_name
     if run.info.experiment_id != experiment_id or run.data.tags.get(CONFIG_KEY) != key:
         raise ConfigError(
-            f"resume={run_id}: run {run.info.run_name} was trained with another config; "
-            "repeat its overrides (see its config.yaml artifact) or use resume=true"
+            f"resume={run_id}: run {name} was trained with another config; repeat its "
+            "overrides (see its config.yaml artifact) or use resume=true"
         )
     if is_complete(run):
         raise ConfigError(
-            f"resume={run_id}: run {run.info.run_name} is already complete; drop resume= "
-            "to keep it, or add force=true to train the setting again"
+            f"resume={run_id}: run {name} is already complete; drop resume= to keep it, or "
+            "add force=true to train the setting again"
         )
+    lock_path = run.data.tags.get(LOCK)
+    if run.info.status == "RUNNING" and lock_path and _is_locked(lock_path):
+        owner_ = run.data.tags.get(OWNER, "?")
+        raise ConfigError(
+            f"resume={run_id}: run {name} is still being trained by {owner_}; wait for it "
+            "or stop that process first"
+        )
+    checkpoint_dir = run.data.tags.get(CHECKPOINT_DIR)
+    if checkpoint_dir is None or not (Path(checkpoint_dir) / LAST_CHECKPOINT).is_file():
+        raise ConfigError(
+            f"resume={run_id}: run {name} has no {LAST_CHECKPOINT} (its checkpoint folder "
+            f"{checkpoint_dir} is gone, or it never finished an epoch); train it afresh "
+            "without resume="
+        )
+    return run
+
+
+def _resume_by_id(
+    client: mlflow.MlflowClient, experiment_id: str, key: str, run_id: str
+) -> TrainingRun:
+    run = check_resumable(client, experiment_id, key, run_id)
     taken = resume_run(client, run)
     if taken is None:
-        lock_path = run.data.tags.get(LOCK)
-        if run.info.status == "RUNNING" and lock_path and _is_locked(lock_path):
-            why = f"its process ({run.data.tags.get(OWNER, '?')}) is still training it"
-        else:
-            why = f"it has no {LAST_CHECKPOINT} (its checkpoint folder is gone or it never "
-            why += "finished an epoch)"
-        raise ConfigError(f"resume={run_id}: cannot continue {run.info.run_name}: {why}")
+        raise ConfigError(
+            f"resume={run_id}: another process took run {run.info.run_name} over; wait for "
+            "it to end"
+        )
     return taken
 
 

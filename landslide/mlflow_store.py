@@ -2,6 +2,7 @@
 writes the store (kept free of Lightning so that light commands import quickly)."""
 
 import os
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,6 +13,7 @@ import mlflow
 import requests
 from filelock import FileLock
 from mlflow.exceptions import MlflowException
+from sqlalchemy.engine import make_url
 
 from landslide.errors import TrackingError
 
@@ -87,8 +89,8 @@ def _check_server(uri: str) -> None:
 
 
 def sqlite_path(uri: str) -> Path:
-    """The database file of a ``sqlite:///`` URI."""
-    return Path(uri.removeprefix("sqlite:///") if uri.startswith("sqlite:///") else uri[9:])
+    """The database file of a ``sqlite:///`` URI (without its query, e.g. ``?mode=ro``)."""
+    return Path(make_url(uri).database or "")
 
 
 def _open_sqlite(uri: str) -> mlflow.MlflowClient:
@@ -97,13 +99,42 @@ def _open_sqlite(uri: str) -> mlflow.MlflowClient:
     fix = "or point MLFLOW_TRACKING_URI / logger.tracking_uri at another store"
     if not folder.is_dir():
         raise TrackingError(f"MLflow store folder {folder} does not exist; create it {fix}")
+    read_only = f"MLflow store {database} is read-only; make it writable {fix}"
     if not os.access(folder, os.W_OK) or (database.exists() and not os.access(database, os.W_OK)):
-        raise TrackingError(f"MLflow store {database} is read-only; make it writable {fix}")
+        raise TrackingError(read_only)
     try:
         with FileLock(f"{database}.lock", timeout=300):
             client = mlflow.MlflowClient(uri)  # creates or migrates the tables
             client.search_experiments(max_results=1)
+            _check_writable(uri)
+    except TrackingError:
+        raise
     except Exception as err:  # SQLAlchemy/MLflow wrap sqlite3 errors in several types
+        if "readonly" in str(err):
+            raise TrackingError(read_only) from None
         reason = str(err).strip().splitlines()[0][:200]
-        raise TrackingError(f"MLflow store {database} cannot be opened ({reason}); {fix}") from None
+        raise TrackingError(
+            f"MLflow store {database} cannot be opened ({reason}); repair or move it away, {fix}"
+        ) from None
     return client
+
+
+def _check_writable(uri: str) -> None:
+    # Permission bits say nothing to root, nor about read-only mounts and ``?mode=ro``; a
+    # write inside a transaction that is rolled back does, and leaves nothing behind.
+    url = make_url(uri)
+    options = "&".join(f"{k}={v}" for k, v in url.query.items() if k != "uri")
+    connection = sqlite3.connect(f"file:{url.database}?{options}", uri=True, timeout=30)
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        connection.execute("CREATE TABLE main._landslide_write_probe (x)")
+        connection.rollback()
+    except sqlite3.OperationalError as err:
+        if "readonly" in str(err):
+            raise TrackingError(
+                f"MLflow store {url.database} is read-only; make it writable or point "
+                "MLFLOW_TRACKING_URI / logger.tracking_uri at another store"
+            ) from None
+        raise
+    finally:
+        connection.close()

@@ -17,13 +17,14 @@ from landslide.data.datamodule import LandslideDataModule
 from landslide.lifecycle import (
     RESUMED_FROM,
     TrainingRun,
+    check_resumable,
     claim_run,
     config_key,
     find_complete,
     setting_runs,
     supervised,
 )
-from landslide.mlflow_store import get_or_create_experiment, open_store
+from landslide.mlflow_store import get_or_create_experiment, open_store, sqlite_path
 from landslide.schema import name_mix_after_counts, validate_train_config
 from landslide.task import SegmentationTask
 from landslide.tracking import log_config, log_prediction_figures, log_weights
@@ -56,12 +57,17 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """
     validate_train_config(cfg)
     name_mix_after_counts(cfg)
-    client = open_store(cfg.logger.tracking_uri)
+    uri = cfg.logger.tracking_uri
+    if uri.startswith("sqlite:") and sqlite_path(uri).parent == Path(cfg.paths.mlruns_dir):
+        Path(cfg.paths.mlruns_dir).mkdir(parents=True, exist_ok=True)  # the default store
+    client = open_store(uri)
     experiment_id = get_or_create_experiment(
         client, cfg.logger.experiment_name, cfg.logger.artifact_location
     )
     key = config_key(cfg)
     name = cfg.logger.run_name
+    if isinstance(cfg.resume, str):
+        check_resumable(client, experiment_id, key, cfg.resume)
     if skips_finished(cfg):
         done = find_complete(setting_runs(client, experiment_id, key))
         if done is not None:

@@ -13,6 +13,7 @@ from landslide.data.datasets import PatchDataset
 from landslide.data.layout import DomainFiles
 from landslide.data.normalization import BandStats
 from landslide.data.sampling import balanced_patches, window_landslide_fraction
+from landslide.errors import DataError
 
 DOMAINS = {"alpha": {"role": "known"}, "beta": {"role": "known"}, "gamma": {"role": "unknown"}}
 
@@ -122,7 +123,7 @@ def test_bad_mix_fails_with_a_clear_message(toy_domains: Path, mix: dict, messag
 
 def test_missing_domain_files_are_reported(tmp_path: Path) -> None:
     dm = make_datamodule(tmp_path, {"alpha": 10})
-    with pytest.raises(FileNotFoundError, match="domain 'alpha': missing .*stack.tif"):
+    with pytest.raises(DataError, match="domain 'alpha': missing .*stack.tif"):
         dm.prepare_data()
 
 

@@ -7,6 +7,7 @@ import mlflow
 import pandas as pd
 import pytest
 
+from landslide.lifecycle import COMPLETE
 from landslide.report.collect import collect_runs
 from landslide.report.render import log_report, write_report
 
@@ -32,6 +33,8 @@ def add_run(
         client.log_param(run.info.run_id, key, value)
     for key, value in metrics.items():
         client.log_metric(run.info.run_id, key, value)
+    if status == "FINISHED":
+        client.set_tag(run.info.run_id, COMPLETE, "true")  # as train.py marks a complete run
     client.set_terminated(run.info.run_id, status)
 
 

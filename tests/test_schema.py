@@ -1,15 +1,11 @@
 """train.py's config check: every bad value one line, before any work; honest mix names."""
 
-import logging
 import re
-import runpy
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from conftest import write_domain
-from hydra.core.global_hydra import GlobalHydra
 
 from landslide.config import compose_config
 from landslide.errors import ConfigError
@@ -239,45 +235,3 @@ def test_mix_names_use_short_names_or_the_domain_name() -> None:
     domains = {"iburi": {"short": "ib"}, "nepal": {"role": "known"}}
     assert mix_name({"iburi": 100, "nepal": 0}, domains) == "ib100"
     assert mix_name({"nepal": 300, "iburi": 50}, domains) == "nepal300ib50"
-
-
-# --- train.py end to end -----------------------------------------------------------------------
-
-
-@pytest.fixture
-def clean_logging():
-    """Hydra's app reconfigures logging; put the test session's back afterwards."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-
-
-def test_train_py_refuses_a_bad_seed_in_one_line_before_any_run(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    clean_logging: None,
-) -> None:
-    """``python train.py seed=1.5``, in-process: exit 1, the one line on stderr, no run."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.setattr(sys, "argv", ["train.py", "seed=1.5"])
-    GlobalHydra.instance().clear()
-    try:
-        with pytest.raises(SystemExit) as exited:
-            runpy.run_path(str(ROOT / "train.py"), run_name="__main__")
-    finally:
-        GlobalHydra.instance().clear()
-    assert exited.value.code == 1
-    # Hydra frames a failed job's error with a line before and a hint after; the message
-    # itself is the one line, with no traceback.
-    framing = ("Error executing job with overrides:", "Set the environment variable HYDRA_FULL")
-    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert [line for line in lines if not line.startswith(framing)] == [
-        "seed=1.5: must be an integer from 0 to 4294967295; use e.g. seed=1"
-    ]
-    assert not (tmp_path / "mlruns").exists()
-    assert not (tmp_path / "data").exists()

@@ -7,6 +7,7 @@ import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from landslide.lifecycle import COMPLETE
 from landslide.config import compose_config
 from landslide.selection import (
     finished_runs,
@@ -24,13 +25,15 @@ SMALL = ["data.world.size=384", "data.patch_size=32"]
 def log_config_only_run(
     client: mlflow.MlflowClient, experiment_id: str, cfg, name: str, world_version: int
 ) -> str:
-    """A finished run holding just the resolved config and world version, as train() logs them."""
+    """A complete run holding just the resolved config and world version, as train() logs
+    them."""
     run = client.create_run(experiment_id, run_name=name)
     client.log_param(run.info.run_id, "data.world.generator_version", world_version)
     path = Path(client.tracking_uri.removeprefix("sqlite:///")).parent / name / "config.yaml"
     path.parent.mkdir()
     path.write_text(OmegaConf.to_yaml(OmegaConf.to_container(cfg, resolve=True)))
     client.log_artifact(run.info.run_id, str(path))
+    client.set_tag(run.info.run_id, COMPLETE, "true")
     client.set_terminated(run.info.run_id)
     return run.info.run_id
 
@@ -52,6 +55,8 @@ def test_runs_are_ranked_by_mmd_and_the_mmd_is_logged(
     old = GENERATOR_VERSION - 1
     log_config_only_run(client, experiment, configs["ib700"], "old-world", old)
     client.set_terminated(client.create_run(experiment, run_name="crashed").info.run_id, "FAILED")
+    # FINISHED without being complete, as Lightning marked runs before testing.
+    client.set_terminated(client.create_run(experiment, run_name="untested").info.run_id)
 
     runs = finished_runs(client, ["sel"])
     assert sorted(r.info.run_name for r in runs) == ["ib700", "ib700-again", "j700", "old-world"]

@@ -24,6 +24,7 @@ from landslide.data.sampling import (
     sample_pool,
     train_part_size,
 )
+from landslide.errors import DataError
 
 KNOWN, UNKNOWN = "known", "unknown"
 
@@ -180,7 +181,7 @@ class LandslideDataModule(L.LightningDataModule):
         for name in self.domains:
             missing = self.files(name).missing()
             if missing:
-                raise FileNotFoundError(
+                raise DataError(
                     f"domain '{name}': missing {', '.join(map(str, missing))}; prepare it "
                     "(python prepare.py) or use data=default_world"
                 )
