@@ -4,9 +4,10 @@ import logging
 from pathlib import Path
 
 import hydra
-import mlflow
 from omegaconf import DictConfig
 
+from landslide.errors import UserError
+from landslide.mlflow_store import open_store
 from landslide.report.collect import collect_runs
 from landslide.report.render import log_report, write_report
 
@@ -15,7 +16,10 @@ log = logging.getLogger(__name__)
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="report")
 def main(cfg: DictConfig) -> None:
-    client = mlflow.MlflowClient(cfg.tracking_uri)
+    try:
+        client = open_store(cfg.tracking_uri)
+    except UserError as err:
+        raise SystemExit(f"report.py: {err}") from None
     experiments = list(cfg.experiments) if cfg.experiments else None
     runs = collect_runs(client, experiments, [cfg.report_experiment], cfg.data)
     report = write_report(runs, Path(cfg.out_dir))

@@ -3,9 +3,10 @@
 import logging
 
 import hydra
-import mlflow
 from omegaconf import DictConfig
 
+from landslide.errors import UserError
+from landslide.mlflow_store import open_store
 from landslide.selection import (
     finished_runs,
     rank_runs,
@@ -20,10 +21,13 @@ log = logging.getLogger(__name__)
 @hydra.main(version_base="1.3", config_path="conf", config_name="select_model")
 def main(cfg: DictConfig) -> None:
     scene = scene_files(cfg.scene)
-    client = mlflow.MlflowClient(cfg.tracking_uri)
+    try:
+        client = open_store(cfg.tracking_uri)
+    except UserError as err:
+        raise SystemExit(f"select_model.py: {err}") from None
     runs = finished_runs(client, list(cfg.experiments), cfg.filter)
     if not runs:
-        raise SystemExit(f"no finished runs in {list(cfg.experiments)}: train models first")
+        raise SystemExit(f"no complete runs in {list(cfg.experiments)}: train models first")
     ranked = rank_runs(client, runs, scene, cfg.scene_name, cfg.max_patches, cfg.pixels, cfg.seed)
     log.info(
         "Runs ranked by mean per-band MMD to %s:\n%s",

@@ -26,7 +26,7 @@ def context() -> ForkServerContext:
     global _context
     if _context is None:
         _context = multiprocessing.get_context("forkserver")
-        _context.set_forkserver_preload(["landslide.training", "hydra", "mlflow"])
+        _context.set_forkserver_preload(["landslide.training", "landslide.mapping.command"])
     return _context
 
 

@@ -24,7 +24,7 @@ SMALL = [
     "model.net.widths=[8,16,32,64]",
 ]
 #: Epochs long enough (a few seconds each) that a kill lands inside training.
-LONGER = ["trainer.max_epochs=3", "trainer.limit_train_batches=30", "trainer.limit_val_batches=2"]
+LONGER = ["trainer.max_epochs=3", "trainer.limit_train_batches=15", "trainer.limit_val_batches=2"]
 TEST_METRICS = [f"test/{d}/{m}" for d in ("iburi", "palu") for m in ("f1", "mcc", "iou")]
 
 
@@ -155,15 +155,22 @@ def test_a_multirun_finishes_its_other_jobs_and_a_rerun_skips_them(
     tmp_path: Path, world: Path
 ) -> None:
     uri = store_uri(tmp_path)
-    # The second job asks for more Iburi samples than its pool holds: it fails up front.
-    args = ["-m", *train_args(world, "domain_mix.counts.iburi=350,900")]
+    # One MLflow run per job; the third job asks for more Iburi samples than its pool holds
+    # and fails up front, without stopping the others.
+    args = ["-m", *train_args(world, "domain_mix.counts.iburi=200,350,900")]
     code, output = entry_points.run("train.py", args, tmp_path, {"MLFLOW_TRACKING_URI": uri})
     assert code == 1
     assert "asks for 900 'iburi' samples" in output and "Traceback" not in output
-    (run,) = runs_of(uri)
-    assert is_complete(run)
+    runs = runs_of(uri)
+    assert sorted(r.info.run_name for r in runs) == [
+        "resu_senet-ib200j350-seed42",  # named after its counts, not the mix it overrode
+        "resu_senet-ib350j350-seed42",
+    ]
+    assert all(is_complete(r) and "test/palu/f1" in r.data.metrics for r in runs)
+    assert len(list(tmp_path.glob("multirun/*/*/1-resu_senet-ib350j350-seed42"))) == 1
 
     code, output = entry_points.run("train.py", args, tmp_path, {"MLFLOW_TRACKING_URI": uri})
     assert code == 1
-    assert f"run {run.info.run_id} already completed this setting" in output
-    assert [r.info.run_id for r in runs_of(uri)] == [run.info.run_id]
+    for run in runs:
+        assert f"run {run.info.run_id} already completed this setting" in output
+    assert sorted(r.info.run_id for r in runs_of(uri)) == sorted(r.info.run_id for r in runs)

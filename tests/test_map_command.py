@@ -4,10 +4,9 @@ mapping the default world's Palu, with the map logged to MLflow and linked both 
 import json
 import logging
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
+import entry_points
 import mlflow
 import pytest
 import rasterio
@@ -18,7 +17,6 @@ from landslide.mapping.errors import MappingError
 from landslide.mapping.pipeline import OUTPUTS
 from landslide.training import train
 
-ROOT = Path(__file__).resolve().parents[1]
 SMALL_WORLD = ["data.world.size=384", "data.patch_size=32"]
 SMALL_TRAINING = ["trainer=quick", "model.net.widths=[8,16,32,64]"]
 FAST_MAP = ["window=128", "overlap=32", "progress=false", "selection.max_patches=40"]
@@ -139,15 +137,9 @@ def test_bad_model_and_settings_are_one_line_errors(store: tuple[Path, str]) -> 
         run_map(compose_map(root, []))
     with pytest.raises(MappingError, match="need 0 <= overlap < window"):
         run_map(compose_map(root, [f"scene={palu}", "model=auto", "overlap=128"]))
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "map.py"), f"scene={palu}", "model=missing/best.ckpt"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1] == (
+    code, output = entry_points.run("map.py", [f"scene={palu}", "model=missing/best.ckpt"], root)
+    assert code == 1
+    assert output.strip().splitlines()[-1] == (
         "map.py: model=missing/best.ckpt: no such checkpoint file"
     )
     assert not (root / "outputs" / "map" / "palu" / "best").exists()

@@ -7,8 +7,8 @@ import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from landslide.lifecycle import COMPLETE
 from landslide.config import compose_config
+from landslide.lifecycle import COMPLETE
 from landslide.selection import (
     finished_runs,
     rank_runs,

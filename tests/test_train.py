@@ -1,8 +1,6 @@
-"""End to end: config composition, a training run logged to MLflow, a real multirun."""
+"""End to end: config composition and a training run logged to MLflow (multiruns, kills
+and resume: test_lifecycle.py)."""
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import mlflow
@@ -73,27 +71,6 @@ def test_train_logs_params_metrics_and_artifacts(tmp_path: Path, tracking: str) 
     assert figures == {f"figures/test_{d}.png" for d in DOMAINS}
     ckpt = client.list_artifacts(run.info.run_id, "checkpoints")
     assert [a.path for a in ckpt] == ["checkpoints/best.ckpt"]
-
-
-def test_multirun_creates_one_finished_run_per_job(tmp_path: Path) -> None:
-    store = tmp_path / "mlruns"
-    env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{store}/mlflow.db")
-    command = [sys.executable, str(ROOT / "train.py"), "-m", "domain_mix=ib200j500,ib350j350"]
-    result = subprocess.run(
-        command + SMALL, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    client = mlflow.MlflowClient(env["MLFLOW_TRACKING_URI"])
-    runs = client.search_runs([client.get_experiment_by_name("landslide").experiment_id])
-    assert sorted(r.info.run_name for r in runs) == [
-        "resu_senet-ib200j500-seed42",
-        "resu_senet-ib350j350-seed42",
-    ]
-    assert all(r.info.status == "FINISHED" for r in runs)
-    assert all("test/palu/f1" in r.data.metrics for r in runs)
-    # Everything the jobs wrote lives under the folder they were started in.
-    assert len(list((tmp_path / "multirun").glob("*/*/0-resu_senet-ib200j500-seed42"))) == 1
-    assert (tmp_path / "data" / "default_world" / "palu" / "stack.tif").is_file()
 
 
 @pytest.mark.parametrize(
