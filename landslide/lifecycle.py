@@ -221,28 +221,24 @@ def reap_orphans(client: mlflow.MlflowClient, runs: list[Run]) -> None:
         lock_path = run.data.tags.get(LOCK)
         if run.info.status != "RUNNING" or lock_path is None:
             continue
-        lock = _take(lock_path)
-        if lock is None:
+        if _is_locked(lock_path):
             continue  # its process is alive
-        try:
-            checkpoint_dir = Path(run.data.tags.get(CHECKPOINT_DIR, "/nonexistent"))
-            resumable = (checkpoint_dir / LAST_CHECKPOINT).is_file()
-            client.set_tag(
-                run.info.run_id,
-                ERROR,
-                "the training process ended without a status (SIGKILL, out of memory or a crash)",
-            )
-            if resumable:
-                client.set_tag(run.info.run_id, RESUMABLE, "true")
-            client.set_terminated(run.info.run_id, "KILLED")
-            log.warning(
-                "Run %s (%s) was left RUNNING by a process that died; marked KILLED%s",
-                run.info.run_name,
-                run.info.run_id,
-                ", resume it with resume=true" if resumable else "",
-            )
-        finally:
-            lock.release()
+        checkpoint_dir = Path(run.data.tags.get(CHECKPOINT_DIR, "/nonexistent"))
+        resumable = (checkpoint_dir / LAST_CHECKPOINT).is_file()
+        client.set_tag(
+            run.info.run_id,
+            ERROR,
+            "the training process ended without a status (SIGKILL, out of memory or a crash)",
+        )
+        if resumable:
+            client.set_tag(run.info.run_id, RESUMABLE, "true")
+        client.set_terminated(run.info.run_id, "KILLED")
+        log.warning(
+            "Run %s (%s) was left RUNNING by a process that died; marked KILLED%s",
+            run.info.run_name,
+            run.info.run_id,
+            ", resume it with resume=true" if resumable else "",
+        )
 
 
 def resume_run(client: mlflow.MlflowClient, run: Run) -> TrainingRun | None:
@@ -359,6 +355,9 @@ def _resume_by_id(
 
 
 def _is_locked(lock_path: str) -> bool:
+    """Whether a live process holds the lock (a lock whose folder is gone is free)."""
+    if not Path(lock_path).parent.is_dir():
+        return False
     lock = _take(lock_path)
     if lock is None:
         return True

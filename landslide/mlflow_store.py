@@ -81,10 +81,16 @@ def _check_server(uri: str) -> None:
             "(mlflow server ...) or point MLFLOW_TRACKING_URI / logger.tracking_uri at a "
             "reachable store"
         ) from None
-    if response.status_code >= 500:
+    where = "MLFLOW_TRACKING_URI / logger.tracking_uri"
+    if response.status_code in (401, 403):
         raise TrackingError(
-            f"MLflow tracking server {uri} answers HTTP {response.status_code}; check the "
-            "server's log or point MLFLOW_TRACKING_URI / logger.tracking_uri elsewhere"
+            f"MLflow tracking server {uri} refuses access (HTTP {response.status_code}); set "
+            f"MLFLOW_TRACKING_TOKEN or MLFLOW_TRACKING_USERNAME/PASSWORD, or fix {where}"
+        )
+    if response.status_code != 200:
+        raise TrackingError(
+            f"{uri} answers HTTP {response.status_code} at /health, so it is not a working "
+            f"MLflow tracking server; check the server's log or fix {where}"
         )
 
 
