@@ -151,3 +151,18 @@ def test_a_setting_run_again_counts_once_with_its_newest_run(store, tmp_path: Pa
     finally:
         newest = store.search_runs([exp], order_by=["attributes.start_time DESC"])[0]
         store.delete_run(newest.info.run_id)
+
+
+def test_a_run_logged_with_a_fractional_seed_is_left_out(
+    store, caplog: pytest.LogCaptureFixture
+) -> None:
+    exp = store.get_experiment_by_name("landslide").experiment_id
+    # Logged by a version that ran seed=1.5 as seed 1: its setting is unknown.
+    add_run(store, exp, "resu_senet", "ib700", 1.5, {"test/iburi/f1": 0.10})
+    try:
+        runs = collect_runs(store, exclude=["reports"])
+        assert len(runs) == 7 and 0.10 not in set(runs["test/iburi/f1"])
+        assert "seed=1.5 or its Iburi count is not an integer" in caplog.text
+    finally:
+        newest = store.search_runs([exp], order_by=["attributes.start_time DESC"])[0]
+        store.delete_run(newest.info.run_id)

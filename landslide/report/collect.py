@@ -1,11 +1,14 @@
 """Read finished runs from the MLflow store into one table."""
 
+import logging
 from collections.abc import Sequence
 
 import mlflow
 import pandas as pd
 
 from landslide.lifecycle import is_complete
+
+log = logging.getLogger(__name__)
 
 #: Run columns that identify a training setting (the rest are metrics).
 KEYS: tuple[str, ...] = (
@@ -70,6 +73,19 @@ def collect_runs(
         params = run.data.params
         if "model.name" not in params or not is_complete(run):
             continue  # not a training run, or one that failed after fit
+        try:
+            seed = int(params["seed"])
+            iburi = int(params.get("domain_mix.counts.iburi", 0))
+        except ValueError:
+            # Recorded before the config was validated (e.g. seed=1.5, trained as seed 1):
+            # its setting is unknown, so it cannot be averaged with anything.
+            log.warning(
+                "skipping run %s (%s): seed=%s or its Iburi count is not an integer",
+                run.info.run_name,
+                run.info.run_id,
+                params.get("seed"),
+            )
+            continue
         rows.append(
             {
                 "run_id": run.info.run_id,
@@ -77,8 +93,8 @@ def collect_runs(
                 "experiment": names[run.info.experiment_id],
                 "model": params["model.name"],
                 "mix": params["domain_mix.name"],
-                "seed": int(params["seed"]),
-                "iburi": int(params.get("domain_mix.counts.iburi", 0)),
+                "seed": seed,
+                "iburi": iburi,
                 "data": data_source(params),
                 "start_time": run.info.start_time,
                 **run.data.metrics,
