@@ -3,13 +3,19 @@
 import hydra
 from omegaconf import DictConfig
 
+from landslide.config import in_multirun
 from landslide.errors import UserError
-from landslide.training import in_multirun, train
+from landslide.schema import validate_train_config
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float:
     try:
+        # Checked before the training stack is imported (Lightning alone takes ~20 s), so a
+        # bad value is refused in about a second.
+        validate_train_config(cfg)
+        from landslide.training import train
+
         metrics = train(cfg)
     except UserError as err:
         if in_multirun():

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -25,6 +26,11 @@ def register_resolvers() -> None:
 
 
 register_resolvers()
+
+
+def in_multirun() -> bool:
+    """Whether this is one job of a Hydra multirun."""
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 def compose_config(

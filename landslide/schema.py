@@ -26,9 +26,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from pydantic.fields import FieldInfo
 
 from landslide.bands import BANDS
-from landslide.data.datamodule import KNOWN, UNKNOWN, validation_size
-from landslide.data.layout import DomainFiles
-from landslide.data.sampling import blocked_test_mask, train_part_size
+from landslide.data.layout import KNOWN, UNKNOWN, DomainFiles
+from landslide.data.sampling import blocked_test_mask, train_part_size, validation_size
 from landslide.errors import ConfigError
 
 #: Lightning's seed range (``seed_everything`` refuses others).

@@ -5,14 +5,13 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
-from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from omegaconf import DictConfig
 
 from landslide.checkpointing import AtomicCheckpointIO, RunState, checkpoint_run_id
+from landslide.config import in_multirun
 from landslide.data.datamodule import LandslideDataModule
 from landslide.lifecycle import (
     RESUMED_FROM,
@@ -104,11 +103,6 @@ def skips_finished(cfg: DictConfig) -> bool:
     if cfg.force:
         return False
     return in_multirun() or cfg.resume is not False
-
-
-def in_multirun() -> bool:
-    """Whether this is one job of a Hydra multirun."""
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 def _fit_and_test(

@@ -13,7 +13,7 @@ from torch.utils.data import ConcatDataset, DataLoader
 from landslide.bands import BANDS, band_set
 from landslide.data.augmentation import RandomDihedralFlips
 from landslide.data.datasets import PatchDataset, stack_stats
-from landslide.data.layout import DomainFiles
+from landslide.data.layout import KNOWN, UNKNOWN, DomainFiles
 from landslide.data.sampling import (
     Patch,
     PoolSpec,
@@ -23,21 +23,11 @@ from landslide.data.sampling import (
     load_pool,
     sample_pool,
     train_part_size,
+    validation_size,
 )
 from landslide.errors import DataError
 
-KNOWN, UNKNOWN = "known", "unknown"
-
 log = logging.getLogger(__name__)
-
-
-def validation_size(count: int, val_fraction: float) -> int:
-    """How many of a domain's ``count`` mixed training samples are held out for validation.
-
-    One function for the DataModule and the config check (:mod:`landslide.schema`), so a
-    mix refused for an empty validation split is exactly one the DataModule would leave empty.
-    """
-    return round(count * val_fraction)
 
 
 class LandslideDataModule(L.LightningDataModule):

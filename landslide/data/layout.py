@@ -10,6 +10,8 @@ from pathlib import Path
 #: Mask values: stable ground, landslide, and pixels to ignore (no valid imagery, outside
 #: the area of interest, or unlabelled). No sample window holds an ignored pixel.
 STABLE, LANDSLIDE, IGNORED = 0, 1, 255
+#: Domain roles: known domains give training samples, unknown ones are test-only.
+KNOWN, UNKNOWN = "known", "unknown"
 
 
 @dataclass(frozen=True)

@@ -303,3 +303,12 @@ def load_pool(path: Path, spec: PoolSpec) -> SamplePool | None:
         for part in SPLIT_PARTS
     }
     return SamplePool(**parts)
+
+
+def validation_size(count: int, val_fraction: float) -> int:
+    """How many of a domain's ``count`` mixed training samples are held out for validation.
+
+    One function for the DataModule and the config check (:mod:`landslide.schema`), so a
+    mix refused for an empty validation split is exactly one the DataModule would leave empty.
+    """
+    return round(count * val_fraction)
