@@ -58,3 +58,17 @@ def toy_domains(tmp_path: Path) -> Path:
     for i, name in enumerate(("alpha", "beta", "gamma")):
         write_domain(root, name, seed=i)
     return root
+
+
+@pytest.fixture(scope="session")
+def small_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A ``paths.data_dir`` holding the default world at 512 px (``data.world.size=512``),
+    generated once for the session: the training tests share it."""
+    from hydra.utils import instantiate
+
+    from landslide.config import compose_config
+
+    root = tmp_path_factory.mktemp("small_world")
+    cfg = compose_config(["data.world.size=512", f"paths.data_dir={root}"], root_dir=root)
+    instantiate(cfg.data).prepare_data()
+    return root

@@ -14,7 +14,7 @@ from landslide.checkpointing import RUN_ID_KEY
 from landslide.config import compose_config
 from landslide.lifecycle import COMPLETE, ERROR, RESUMABLE, is_complete
 from landslide.report.collect import collect_runs
-from landslide.training import build, train
+from landslide.training import train
 
 #: A small world and network: a run takes seconds on a CPU.
 SMALL = [
@@ -28,13 +28,10 @@ LONGER = ["trainer.max_epochs=3", "trainer.limit_train_batches=15", "trainer.lim
 TEST_METRICS = [f"test/{d}/{m}" for d in ("iburi", "palu") for m in ("f1", "mcc", "iou")]
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small default world generated once for the module (``paths.data_dir``)."""
-    root = tmp_path_factory.mktemp("world")
-    cfg = compose_config(SMALL + [f"paths.data_dir={root}"], root_dir=root)
-    build(cfg.data).prepare_data()
-    return root
+@pytest.fixture
+def world(small_world: Path) -> Path:
+    """The session's small default world (``paths.data_dir``)."""
+    return small_world
 
 
 def store_uri(folder: Path) -> str:

@@ -46,8 +46,10 @@ def test_every_domain_mix_and_model_composes(tmp_path: Path, model: str) -> None
         assert cfg.logger.run_name == f"{model}-{cfg.domain_mix.name}-seed42"
 
 
-def test_train_logs_params_metrics_and_artifacts(tmp_path: Path, tracking: str) -> None:
-    cfg = compose_train(tmp_path, SMALL)
+def test_train_logs_params_metrics_and_artifacts(
+    tmp_path: Path, tracking: str, small_world: Path
+) -> None:
+    cfg = compose_train(tmp_path, [*SMALL, f"paths.data_dir={small_world}"])
     metrics = train(cfg)
     for domain in DOMAINS:
         for name in METRICS:
@@ -89,7 +91,9 @@ def test_bad_domain_mix_config_fails_before_training(
         build(cfg.data)
 
 
-def test_short_training_beats_a_constant_predictor(tmp_path: Path, tracking: str) -> None:
+def test_short_training_beats_a_constant_predictor(
+    tmp_path: Path, tracking: str, small_world: Path
+) -> None:
     """A real learning check: after a short run on the default world, F1 on the Iburi test
     set must clearly beat the best constant predictor (everything a landslide)."""
     cfg = compose_train(
@@ -102,6 +106,7 @@ def test_short_training_beats_a_constant_predictor(tmp_path: Path, tracking: str
             "trainer.limit_test_batches=null",
             "domain_mix=ib700",
             "data.world.size=512",
+            f"paths.data_dir={small_world}",
             "data.patch_size=32",
             "data.batch_size=8",
             "model.net.widths=[8,16,32,64]",

@@ -29,6 +29,7 @@ from typing import Literal
 import numpy as np
 
 from landslide.data.layout import IGNORED, LANDSLIDE
+from landslide.files import write_atomic
 
 Split = Literal["random", "blocked"]
 SPLITS: tuple[str, ...] = ("random", "blocked")
@@ -278,12 +279,15 @@ def sample_pool(
 
 
 def save_pool(path: Path, pool: SamplePool, spec: PoolSpec) -> None:
-    """Write a pool as a JSON sample index: its spec and ``[row, col, positive]`` windows."""
+    """Write a pool as a JSON sample index: its spec and ``[row, col, positive]`` windows.
+
+    Written through a temporary file, so a run starting at the same moment never reads half
+    an index."""
     index = {
         "spec": asdict(spec),
         **{part: [[p.row, p.col, p.positive] for p in getattr(pool, part)] for part in SPLIT_PARTS},
     }
-    Path(path).write_text(json.dumps(index))
+    write_atomic(Path(path), json.dumps(index))
 
 
 def load_pool(path: Path, spec: PoolSpec) -> SamplePool | None:
