@@ -17,18 +17,21 @@ from torchmetrics.classification import (
     BinaryRecall,
 )
 
+from landslide.data.layout import IGNORED
 from landslide.safe_loading import instantiate_trusted
 
 
-def landslide_metrics(threshold: float = 0.5) -> MetricCollection:
-    """The paper's five pixel metrics for the landslide class."""
+def landslide_metrics(threshold: float = 0.5, ignore_index: int = IGNORED) -> MetricCollection:
+    """The paper's five pixel metrics for the landslide class; target pixels equal to
+    ``ignore_index`` (unlabelled, :data:`~landslide.data.layout.IGNORED`) count for nothing."""
+    options = {"threshold": threshold, "ignore_index": ignore_index}
     return MetricCollection(
         {
-            "precision": BinaryPrecision(threshold=threshold),
-            "recall": BinaryRecall(threshold=threshold),
-            "f1": BinaryF1Score(threshold=threshold),
-            "mcc": BinaryMatthewsCorrCoef(threshold=threshold),
-            "iou": BinaryJaccardIndex(threshold=threshold),
+            "precision": BinaryPrecision(**options),
+            "recall": BinaryRecall(**options),
+            "f1": BinaryF1Score(**options),
+            "mcc": BinaryMatthewsCorrCoef(**options),
+            "iou": BinaryJaccardIndex(**options),
         }
     )
 
@@ -81,8 +84,9 @@ class SegmentationTask(L.LightningModule):
         self.model: nn.Module = instantiate_trusted(self.hparams["net"], "net")
 
     def configure_losses(self) -> None:
-        # segmentation_models_pytorch's soft dice, the paper's Eq. (2).
-        self.loss = DiceLoss(mode="binary", from_logits=True)
+        # segmentation_models_pytorch's soft dice, the paper's Eq. (2); unlabelled pixels
+        # (IGNORED) add nothing to it.
+        self.loss = DiceLoss(mode="binary", from_logits=True, ignore_index=IGNORED)
 
     def configure_metrics(self) -> None:
         metrics = landslide_metrics(self.hparams["threshold"])

@@ -79,3 +79,30 @@ def test_forward_and_checkpoint_round_trip(tmp_path) -> None:
     loaded.eval()
     torch.testing.assert_close(loaded(image), task(image))
     assert loaded.hparams["lr"] == 1e-3
+
+
+def test_ignored_pixels_change_neither_loss_nor_metrics() -> None:
+    """Unlabelled pixels (255) count for nothing: flipping every prediction on them leaves
+    the dice loss and all five metrics unchanged, and a fully labelled batch scores as
+    without the mask."""
+    generator = torch.Generator().manual_seed(0)
+    mask = (torch.rand(4, 16, 16, generator=generator) < 0.3).float()
+    logits = torch.randn(4, 16, 16, generator=generator)
+    ignored = torch.rand(4, 16, 16, generator=generator) < 0.4
+    sparse = mask.masked_fill(ignored, 255)
+    task = SegmentationTask(TINY_NET)
+
+    def scores(logits: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+        metrics = landslide_metrics()
+        metrics.update(logits.sigmoid(), target.long())
+        result = {k: float(v) for k, v in metrics.compute().items()}
+        result["loss"] = float(task.loss(logits.unsqueeze(1), target.unsqueeze(1)))
+        return result
+
+    flipped = torch.where(ignored, -logits * 10, logits)
+    assert scores(flipped, sparse) == scores(logits, sparse)
+    assert scores(logits, sparse) != scores(logits, mask)
+    # Only the labelled pixels count: the same as scoring them alone.
+    labelled = ~ignored
+    alone = scores(logits[labelled].reshape(1, 1, -1), mask[labelled].reshape(1, 1, -1))
+    assert scores(logits, sparse) == pytest.approx(alone, abs=1e-5)
