@@ -12,6 +12,8 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from landslide.safe_loading import load_checkpoint
+
 #: Key of the MLflow run id in every checkpoint this project writes.
 RUN_ID_KEY = "landslide_run_id"
 
@@ -105,5 +107,4 @@ class RunState(Callback):
 
 def checkpoint_run_id(path: str | Path) -> str | None:
     """The MLflow run id stored in a checkpoint (None for checkpoints without one)."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    return state.get(RUN_ID_KEY)
+    return load_checkpoint(path).get(RUN_ID_KEY)

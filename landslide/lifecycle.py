@@ -32,6 +32,7 @@ from mlflow.entities import Run
 from omegaconf import DictConfig, OmegaConf
 
 from landslide.errors import ConfigError
+from landslide.report.paper import METRICS
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ CHECKPOINT_DIR = "landslide.checkpoint_dir"
 OWNER = "landslide.owner"
 RESUMABLE = "landslide.resumable"
 RESUMED_FROM = "landslide.resumed_from"
+OUTPUT_DIR = "landslide.output_dir"
 
 #: Name of the checkpoint saved after every validation, the one a resume continues from.
 LAST_CHECKPOINT = "last.ckpt"
@@ -61,9 +63,6 @@ VOLATILE_KEYS: tuple[str, ...] = (
     "logger.tracking_uri",
     "logger.artifact_location",
 )
-
-#: Metrics every complete run logged, for runs recorded before :data:`COMPLETE` existed.
-PIXEL_METRICS = ("precision", "recall", "f1", "mcc", "iou")
 
 
 def config_key(cfg: DictConfig) -> str:
@@ -96,7 +95,7 @@ def is_complete(run: Run) -> bool:
         return False
     domains = {key.split(".")[2] for key in run.data.params if key.startswith("data.domains.")}
     metrics = run.data.metrics
-    return bool(domains) and all(f"test/{d}/{m}" in metrics for d in domains for m in PIXEL_METRICS)
+    return bool(domains) and all(f"test/{d}/{m}" in metrics for d in domains for m in METRICS)
 
 
 def one_line(err: BaseException) -> str:
@@ -282,7 +281,7 @@ def claim_run(
     if isinstance(resume, str):
         return _resume_by_id(client, experiment_id, key, resume)
     if resume:
-        for run in setting_runs(client, experiment_id, key):
+        for run in runs:
             taken = resume_run(client, run)
             if taken is not None:
                 log.info("Resuming run %s (%s) from %s", name, taken.run_id, taken.resume_from)

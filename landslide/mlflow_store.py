@@ -112,9 +112,7 @@ def _open_sqlite(uri: str) -> mlflow.MlflowClient:
         with FileLock(f"{database}.lock", timeout=300):
             client = mlflow.MlflowClient(uri)  # creates or migrates the tables
             client.search_experiments(max_results=1)
-            _check_writable(uri)
-    except TrackingError:
-        raise
+            writable = _is_writable(uri)
     except Exception as err:  # SQLAlchemy/MLflow wrap sqlite3 errors in several types
         if "readonly" in str(err):
             raise TrackingError(read_only) from None
@@ -122,10 +120,12 @@ def _open_sqlite(uri: str) -> mlflow.MlflowClient:
         raise TrackingError(
             f"MLflow store {database} cannot be opened ({reason}); repair or move it away, {fix}"
         ) from None
+    if not writable:
+        raise TrackingError(read_only)
     return client
 
 
-def _check_writable(uri: str) -> None:
+def _is_writable(uri: str) -> bool:
     # Permission bits say nothing to root, nor about read-only mounts and ``?mode=ro``; a
     # write inside a transaction that is rolled back does, and leaves nothing behind.
     url = make_url(uri)
@@ -137,10 +137,8 @@ def _check_writable(uri: str) -> None:
         connection.rollback()
     except sqlite3.OperationalError as err:
         if "readonly" in str(err):
-            raise TrackingError(
-                f"MLflow store {url.database} is read-only; make it writable or point "
-                "MLFLOW_TRACKING_URI / logger.tracking_uri at another store"
-            ) from None
+            return False
         raise
     finally:
         connection.close()
+    return True

@@ -27,7 +27,12 @@ from pydantic.fields import FieldInfo
 
 from landslide.bands import BANDS
 from landslide.data.layout import KNOWN, UNKNOWN, DomainFiles
-from landslide.data.sampling import blocked_test_mask, train_part_size, validation_size
+from landslide.data.sampling import (
+    blocked_test_mask,
+    mix_problems,
+    train_part_size,
+    validation_size,
+)
 from landslide.errors import ConfigError
 
 #: Lightning's seed range (``seed_everything`` refuses others).
@@ -378,30 +383,13 @@ def _mix_problems(cfg: DictConfig, data: DataSchema) -> list[str]:
     """What the DataModule would refuse, and a mix too small to train or validate on."""
     problems = []
     base = _user_key(cfg, ["data", "mix"])
-    known = [n for n, d in data.domains.items() if d.role == KNOWN]
-    train_pool = train_part_size(data.pool_size, data.test_fraction)
-    for name, count in data.mix.items():
-        key = f"{_user_key(cfg, ['data', 'mix', name])}={count}"
-        if name not in data.domains:
-            problems.append(
-                f"{key}: domain_mix names domain '{name}', which the data config does not "
-                f"define (defined: {', '.join(data.domains) or 'none'}); add "
-                f"conf/domain/{name}.yaml and list it in the data config, or fix the domain_mix"
-            )
-        elif data.domains[name].role != KNOWN:
-            problems.append(
-                f"{key}: domain_mix takes training samples from '{name}', an unknown "
-                f"(test-only) domain; train on known domains ({', '.join(known)})"
-            )
-        elif count > train_pool:
-            problems.append(
-                f"{key}: domain_mix asks for {count} '{name}' samples but its training pool "
-                f"holds {train_pool} (data.pool_size={data.pool_size} x (1 - "
-                f"data.test_fraction={data.test_fraction})); lower the count or raise "
-                "data.pool_size"
-            )
+    roles = {name: domain.role for name, domain in data.domains.items()}
+    for name, reason in mix_problems(data.mix, roles, data.pool_size, data.test_fraction).items():
+        problems.append(f"{_user_key(cfg, ['data', 'mix', name])}={data.mix[name]}: {reason}")
     if problems:
         return problems
+    known = [name for name, role in roles.items() if role == KNOWN]
+    train_pool = train_part_size(data.pool_size, data.test_fraction)
     mix = f"{base}={_show(data.mix)}"
     n_val = sum(validation_size(c, data.val_fraction) for c in data.mix.values())
     n_train = sum(data.mix.values()) - n_val

@@ -14,6 +14,7 @@ from landslide.checkpointing import AtomicCheckpointIO, RunState, checkpoint_run
 from landslide.config import in_multirun
 from landslide.data.datamodule import LandslideDataModule
 from landslide.lifecycle import (
+    OUTPUT_DIR,
     RESUMED_FROM,
     TrainingRun,
     check_resumable,
@@ -24,6 +25,7 @@ from landslide.lifecycle import (
     supervised,
 )
 from landslide.mlflow_store import get_or_create_experiment, open_store, sqlite_path
+from landslide.report.paper import METRICS
 from landslide.schema import name_mix_after_counts, validate_train_config
 from landslide.task import SegmentationTask
 from landslide.tracking import log_config, log_prediction_figures, log_weights
@@ -127,7 +129,7 @@ def _fit_and_test(
             logger.log_hyperparams({"data.world.generator_version": GENERATOR_VERSION})
     else:
         logger.experiment.set_tag(run.run_id, RESUMED_FROM, str(run.resume_from))
-    logger.experiment.set_tag(run.run_id, "landslide.output_dir", cfg.paths.output_dir)
+    logger.experiment.set_tag(run.run_id, OUTPUT_DIR, cfg.paths.output_dir)
     trainer.fit(task, datamodule=datamodule, ckpt_path=run.resume_from, weights_only=True)
     best = checkpoint.best_model_path
     if not best:
@@ -148,9 +150,8 @@ def _fit_and_test(
 
 def metrics_table(metrics: dict[str, float], domains: list[str]) -> str:
     """Test metrics as a plain-text table, one row per domain."""
-    names = ("precision", "recall", "f1", "mcc", "iou")
-    rows = [f"{'domain':<12}" + "".join(f"{n:>10}" for n in names)]
+    rows = [f"{'domain':<12}" + "".join(f"{n:>10}" for n in METRICS)]
     for domain in domains:
-        values = (metrics.get(f"test/{domain}/{n}", float("nan")) for n in names)
+        values = (metrics.get(f"test/{domain}/{n}", float("nan")) for n in METRICS)
         rows.append(f"{domain:<12}" + "".join(f"{v:>10.4f}" for v in values))
     return "\n".join(rows)

@@ -28,12 +28,6 @@ LONGER = ["trainer.max_epochs=3", "trainer.limit_train_batches=15", "trainer.lim
 TEST_METRICS = [f"test/{d}/{m}" for d in ("iburi", "palu") for m in ("f1", "mcc", "iou")]
 
 
-@pytest.fixture
-def world(small_world: Path) -> Path:
-    """The session's small default world (``paths.data_dir``)."""
-    return small_world
-
-
 def store_uri(folder: Path) -> str:
     (folder / "mlruns").mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{folder}/mlruns/mlflow.db"
@@ -57,14 +51,14 @@ def logged_checkpoint_run_id(uri: str, run: Run, tmp_path: Path) -> str:
 
 @pytest.mark.parametrize("store", ["fresh", "existing"])
 def test_two_runs_started_together_keep_their_own_weights_and_metrics(
-    tmp_path: Path, world: Path, store: str
+    tmp_path: Path, small_world: Path, store: str
 ) -> None:
     uri = store_uri(tmp_path)
     if store == "existing":
         mlflow.MlflowClient(uri).create_experiment("other")
     env = {"MLFLOW_TRACKING_URI": uri}
     entries = [
-        entry_points.start("train.py", train_args(world, f"seed={seed}"), tmp_path, env)
+        entry_points.start("train.py", train_args(small_world, f"seed={seed}"), tmp_path, env)
         for seed in (42, 1)
     ]
     for entry in entries:
@@ -81,8 +75,10 @@ def test_two_runs_started_together_keep_their_own_weights_and_metrics(
     assert len(list((tmp_path / "outputs").glob("*/*/checkpoints"))) == 2
 
 
-def test_sigkill_then_resume_gives_the_uninterrupted_metrics(tmp_path: Path, world: Path) -> None:
-    args = train_args(world, *LONGER)
+def test_sigkill_then_resume_gives_the_uninterrupted_metrics(
+    tmp_path: Path, small_world: Path
+) -> None:
+    args = train_args(small_world, *LONGER)
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     code, output = entry_points.run(
         "train.py", args, straight.mkdir() or straight, {"MLFLOW_TRACKING_URI": store_uri(straight)}
@@ -111,10 +107,10 @@ def test_sigkill_then_resume_gives_the_uninterrupted_metrics(tmp_path: Path, wor
         assert resumed.data.metrics[key] == expected[key], key
 
 
-def test_sigterm_ends_the_run_killed_with_a_nonzero_exit(tmp_path: Path, world: Path) -> None:
+def test_sigterm_ends_the_run_killed_with_a_nonzero_exit(tmp_path: Path, small_world: Path) -> None:
     uri = store_uri(tmp_path)
     entry = entry_points.start(
-        "train.py", train_args(world, *LONGER), tmp_path, {"MLFLOW_TRACKING_URI": uri}
+        "train.py", train_args(small_world, *LONGER), tmp_path, {"MLFLOW_TRACKING_URI": uri}
     )
     entry_points.wait_for(
         lambda: any(tmp_path.glob("outputs/*/*/checkpoints/*/last.ckpt")), what="last.ckpt"
@@ -129,7 +125,7 @@ def test_sigterm_ends_the_run_killed_with_a_nonzero_exit(tmp_path: Path, world: 
 
 
 def test_a_failure_after_fit_leaves_no_finished_run(
-    tmp_path: Path, world: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, small_world: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     uri = store_uri(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
@@ -138,7 +134,7 @@ def test_a_failure_after_fit_leaves_no_finished_run(
         raise OSError("disk full")
 
     monkeypatch.setattr("landslide.training.log_prediction_figures", fail)
-    cfg = compose_config(train_args(world), root_dir=tmp_path, output_dir=tmp_path / "out")
+    cfg = compose_config(train_args(small_world), root_dir=tmp_path, output_dir=tmp_path / "out")
     with pytest.raises(OSError, match="disk full"):
         train(cfg)
     (run,) = runs_of(uri)
@@ -149,12 +145,12 @@ def test_a_failure_after_fit_leaves_no_finished_run(
 
 
 def test_a_multirun_finishes_its_other_jobs_and_a_rerun_skips_them(
-    tmp_path: Path, world: Path
+    tmp_path: Path, small_world: Path
 ) -> None:
     uri = store_uri(tmp_path)
     # One MLflow run per job; the third job asks for more Iburi samples than its pool holds
     # and fails up front, without stopping the others.
-    args = ["-m", *train_args(world, "domain_mix.counts.iburi=200,350,900")]
+    args = ["-m", *train_args(small_world, "domain_mix.counts.iburi=200,350,900")]
     code, output = entry_points.run("train.py", args, tmp_path, {"MLFLOW_TRACKING_URI": uri})
     assert code == 1
     assert "asks for 900 'iburi' samples" in output and "Traceback" not in output

@@ -21,8 +21,8 @@ from landslide.data.sampling import (
     Split,
     domain_seed,
     load_pool,
+    mix_problems,
     sample_pool,
-    train_part_size,
     validation_size,
 )
 from landslide.errors import DataError
@@ -128,29 +128,13 @@ class LandslideDataModule(L.LightningDataModule):
                     f"domain '{name}': role must be '{KNOWN}' or '{UNKNOWN}', "
                     f"got {cfg.get('role')!r}; fix conf/domain/{name}.yaml"
                 )
-        known = [n for n, c in self.domains.items() if c["role"] == KNOWN]
-        train_pool = train_part_size(self.pool_size, self.test_fraction)
         for name, count in self.mix.items():
-            if name not in self.domains:
-                raise ValueError(
-                    f"domain_mix names domain '{name}', which the data config does not "
-                    f"define (defined: {', '.join(self.domains)}); add conf/domain/{name}.yaml "
-                    "and list it in the data config, or fix the domain_mix"
-                )
-            if self.domains[name]["role"] != KNOWN:
-                raise ValueError(
-                    f"domain_mix takes training samples from '{name}', an unknown (test-only) "
-                    f"domain; train on known domains ({', '.join(known)})"
-                )
             if not isinstance(count, int) or count < 0:
                 raise ValueError(f"domain_mix count for '{name}' must be an integer >= 0")
-            if count > train_pool:
-                raise ValueError(
-                    f"domain_mix asks for {count} '{name}' samples but its training pool holds "
-                    f"{train_pool} (data.pool_size={self.pool_size} x (1 - "
-                    f"data.test_fraction={self.test_fraction})); lower the count or raise "
-                    "data.pool_size"
-                )
+        roles = {name: cfg["role"] for name, cfg in self.domains.items()}
+        problems = mix_problems(self.mix, roles, self.pool_size, self.test_fraction)
+        if problems:
+            raise ValueError(next(iter(problems.values())))
         if sum(self.mix.values()) == 0:
             raise ValueError("domain_mix selects no training samples; give at least one count")
         for name in self.domains:

@@ -21,14 +21,14 @@ Pixels marked :data:`~landslide.data.layout.IGNORED` in the mask never fall in a
 import json
 import math
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
-from landslide.data.layout import IGNORED, LANDSLIDE
+from landslide.data.layout import IGNORED, KNOWN, LANDSLIDE
 from landslide.files import write_atomic
 
 Split = Literal["random", "blocked"]
@@ -316,3 +316,40 @@ def validation_size(count: int, val_fraction: float) -> int:
     mix refused for an empty validation split is exactly one the DataModule would leave empty.
     """
     return round(count * val_fraction)
+
+
+def mix_problems(
+    mix: Mapping[str, int], roles: Mapping[str, str], pool_size: int, test_fraction: float
+) -> dict[str, str]:
+    """Why counts of a domain mix cannot be drawn: domain name -> reason, in mix order.
+
+    One function for the DataModule and the config check (:mod:`landslide.schema`).
+
+    Args:
+        mix: training samples per domain.
+        roles: each defined domain's role (:data:`~landslide.data.layout.KNOWN` or not).
+        pool_size: patches in a known domain's pool.
+        test_fraction: test share of a known domain's pool.
+    """
+    known = [name for name, role in roles.items() if role == KNOWN]
+    train_pool = train_part_size(pool_size, test_fraction)
+    problems = {}
+    for name, count in mix.items():
+        if name not in roles:
+            problems[name] = (
+                f"domain_mix names domain '{name}', which the data config does not define "
+                f"(defined: {', '.join(roles) or 'none'}); add conf/domain/{name}.yaml and "
+                "list it in the data config, or fix the domain_mix"
+            )
+        elif roles[name] != KNOWN:
+            problems[name] = (
+                f"domain_mix takes training samples from '{name}', an unknown (test-only) "
+                f"domain; train on known domains ({', '.join(known)})"
+            )
+        elif count > train_pool:
+            problems[name] = (
+                f"domain_mix asks for {count} '{name}' samples but its training pool holds "
+                f"{train_pool} (data.pool_size={pool_size} x (1 - "
+                f"data.test_fraction={test_fraction})); lower the count or raise data.pool_size"
+            )
+    return problems
