@@ -15,14 +15,20 @@ Two splits are offered:
   windows straddling both sides are never drawn. No test pixel is ever seen in training, at
   the price of fewer candidate windows and a split that depends on where landslides lie.
 
-Pixels marked :data:`~landslide.data.layout.IGNORED` in the mask never fall in a patch.
+Pixels marked :data:`~landslide.data.layout.IGNORED` in the mask (no imagery, outside the
+area of interest, or simply unlabelled) are neither landslide nor stable: the loss and the
+metrics skip them (:mod:`landslide.task`). A window may hold up to ``max_ignored_fraction`` of
+them; landslide shares are shares of a window's *labelled* pixels, so a sparsely labelled
+scene (a few labelled pixels per tile, the rest unknown) still gives positive windows. With
+``max_ignored_fraction=0`` (the default, the paper's fully labelled scenes) no window holds an
+ignored pixel, as before.
 """
 
 import json
 import math
 import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Literal
 
@@ -77,6 +83,7 @@ class PoolSpec:
         min_landslide_fraction: least landslide share of a positive patch.
         split: ``random`` or ``blocked`` (see the module docstring).
         block_size: block side in pixels of the ``blocked`` split.
+        max_ignored_fraction: largest share of ignored pixels in a window, in [0, 1).
     """
 
     patch_size: int
@@ -86,6 +93,7 @@ class PoolSpec:
     min_landslide_fraction: float = 0.005
     split: Split = "random"
     block_size: int = 352
+    max_ignored_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         if self.split not in SPLITS:
@@ -97,6 +105,24 @@ class PoolSpec:
             )
         if not 0.0 <= self.test_fraction <= 1.0:
             raise ValueError(f"test_fraction must be in [0, 1], got {self.test_fraction}")
+        if not 0.0 <= self.max_ignored_fraction < 1.0:
+            raise ValueError(
+                f"max_ignored_fraction must be in [0, 1), got {self.max_ignored_fraction}"
+            )
+
+
+#: The paper's sample settings (Section IV-A: 1000 samples of 88 x 88 px per domain, split
+#: 7:3), which :class:`PoolSpec` fields and ``conf/prepare.yaml``'s ``samples`` default to.
+PAPER_SAMPLES: dict[str, object] = {
+    "patch_size": 88,
+    "pool_size": 1000,
+    "test_fraction": 0.3,
+    "seed": 0,
+    "min_landslide_fraction": 0.005,
+    "split": "random",
+    "block_size": 352,
+    "max_ignored_fraction": 0.0,
+}
 
 
 def domain_seed(seed: int, name: str) -> int:
@@ -130,9 +156,36 @@ def window_fraction(values: np.ndarray, size: int, stride: int) -> np.ndarray:
     return counts / float(size * size)
 
 
+class PoolError(ValueError):
+    """A scene holds too few windows of a kind for its pool."""
+
+
+@dataclass(frozen=True)
+class WindowCounts:
+    """Labelled and landslide pixels of every candidate window (see :func:`window_fraction`).
+
+    Attributes:
+        labelled: share of the window's pixels that are labelled (not ignored).
+        landslide: share of the window's *labelled* pixels that are landslide (0 where none
+            is labelled).
+    """
+
+    labelled: np.ndarray
+    landslide: np.ndarray
+
+    @classmethod
+    def of(cls, mask: np.ndarray, size: int, stride: int) -> "WindowCounts":
+        labelled = window_fraction(mask != IGNORED, size, stride)
+        landslide = window_fraction(mask == LANDSLIDE, size, stride)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            share = np.where(labelled > 0, landslide / labelled, 0.0)
+        return cls(labelled, share)
+
+
 def window_landslide_fraction(mask: np.ndarray, size: int, stride: int) -> np.ndarray:
-    """Fraction of landslide pixels in every ``size`` window (see :func:`window_fraction`)."""
-    return window_fraction(mask == LANDSLIDE, size, stride)
+    """Landslide share of the labelled pixels of every ``size`` window (see
+    :func:`window_fraction`); the plain landslide fraction when nothing is ignored."""
+    return WindowCounts.of(mask, size, stride).landslide
 
 
 def balanced_patches(
@@ -142,52 +195,98 @@ def balanced_patches(
     rng: np.random.Generator,
     *,
     min_landslide_fraction: float = 0.005,
+    max_ignored_fraction: float = 0.0,
     stride: int = 8,
     name: str = "scene",
     allowed: np.ndarray | None = None,
+    knobs: str = "",
 ) -> tuple[list[Patch], list[Patch]]:
     """Draw ``count // 2`` positive and ``count - count // 2`` negative patches.
 
-    A positive patch has at least ``min_landslide_fraction`` landslide pixels; a negative
-    patch has none. Neither holds an ignored pixel. Candidates lie on a ``stride`` pixel
-    grid and are drawn without replacement.
+    A window is usable when at most ``max_ignored_fraction`` of its pixels are ignored (and
+    at least one is labelled). A positive patch has landslide on at least
+    ``min_landslide_fraction`` of its labelled pixels; a negative patch has no landslide
+    pixel. Candidates lie on a ``stride`` pixel grid and are drawn without replacement.
 
     Args:
         mask: landslide mask (see :mod:`landslide.data.layout` for its values).
         count: number of patches to draw.
         size: patch side in pixels.
         rng: random generator (seeded by the caller).
-        min_landslide_fraction: least landslide share of a positive patch.
+        min_landslide_fraction: least landslide share of a positive patch's labelled pixels.
+        max_ignored_fraction: largest share of ignored pixels in a patch.
         stride: spacing of candidate windows in pixels.
         name: the scene's name, for error messages.
         allowed: optional boolean grid of the candidate windows (as returned by
             :func:`window_fraction`) that may be drawn.
+        knobs: prefix of the settings named in error messages (``data.`` for training,
+            ``samples.`` for prepare.py).
 
     Returns:
         The positive and the negative patches.
 
     Raises:
-        ValueError: if the scene has too few candidate windows of either kind.
+        PoolError: if the scene has too few candidate windows of either kind, saying why.
     """
-    fraction = window_landslide_fraction(mask, size, stride)
-    usable = window_fraction(mask == IGNORED, size, stride) == 0
+    windows = WindowCounts.of(mask, size, stride)
+    usable = (windows.labelled >= 1.0 - max_ignored_fraction) & (windows.labelled > 0)
     if allowed is not None:
         usable &= allowed
     n_pos, n_neg = count // 2, count - count // 2
     drawn: dict[bool, list[Patch]] = {}
     for positive, wanted, candidates in (
-        (True, n_pos, np.argwhere(usable & (fraction >= min_landslide_fraction))),
-        (False, n_neg, np.argwhere(usable & (fraction == 0))),
+        (True, n_pos, np.argwhere(usable & (windows.landslide >= min_landslide_fraction))),
+        (False, n_neg, np.argwhere(usable & (windows.landslide == 0))),
     ):
         if len(candidates) < wanted:
-            kind = "landslide" if positive else "landslide-free"
-            raise ValueError(
-                f"{name}: only {len(candidates)} {kind} {size} px windows, {wanted} needed; "
-                "use a larger scene or a smaller pool (pool_size)"
+            raise PoolError(
+                _shortage(
+                    mask,
+                    positive,
+                    len(candidates),
+                    wanted,
+                    size,
+                    name,
+                    knobs,
+                    min_landslide_fraction,
+                    max_ignored_fraction,
+                )
             )
         chosen = candidates[rng.choice(len(candidates), size=wanted, replace=False)]
         drawn[positive] = [Patch(int(i) * stride, int(j) * stride, positive) for i, j in chosen]
     return drawn[True], drawn[False]
+
+
+def _shortage(
+    mask: np.ndarray,
+    positive: bool,
+    found: int,
+    wanted: int,
+    size: int,
+    name: str,
+    knobs: str,
+    min_landslide_fraction: float,
+    max_ignored_fraction: float,
+) -> str:
+    """One line: how many windows of a kind there are, why so few, and every knob that helps."""
+    height, width = mask.shape
+    labelled = mask != IGNORED
+    ignored_share = 1.0 - float(labelled.mean())
+    landslide_share = float((mask == LANDSLIDE).sum() / max(int(labelled.sum()), 1))
+    kind = "landslide" if positive else "landslide-free"
+    fixes = [f"a smaller {knobs}pool_size", f"a smaller {knobs}patch_size"]
+    if positive:
+        fixes.append(f"a lower {knobs}min_landslide_fraction (now {min_landslide_fraction:g})")
+    if ignored_share > 0:
+        fixes.append(
+            f"a higher {knobs}max_ignored_fraction (now {max_ignored_fraction:g}) for sparse labels"
+        )
+    fixes.append("a larger scene")
+    return (
+        f"{name}: only {found} {kind} {size} px windows, {wanted} needed (scene {width}x"
+        f"{height} px, {ignored_share:.1%} ignored, landslides on {landslide_share:.2%} of "
+        f"the labelled pixels); use {', '.join(fixes[:-1])} or {fixes[-1]}"
+    )
 
 
 def interleave(positives: Sequence[Patch], negatives: Sequence[Patch]) -> list[Patch]:
@@ -234,7 +333,7 @@ def blocked_test_mask(
 
 
 def sample_pool(
-    mask: np.ndarray, spec: PoolSpec, *, stride: int = 8, name: str = "scene"
+    mask: np.ndarray, spec: PoolSpec, *, stride: int = 8, name: str = "scene", knobs: str = ""
 ) -> SamplePool:
     """A domain's pool: balanced patches split into training and test parts.
 
@@ -246,12 +345,20 @@ def sample_pool(
         spec: pool parameters.
         stride: spacing of candidate windows in pixels.
         name: the domain's name, for error messages.
+        knobs: prefix of the settings named in error messages (see :func:`balanced_patches`).
 
     Raises:
-        ValueError: if the scene holds too few windows of a kind.
+        PoolError: if the scene holds too few windows of a kind.
+        ValueError: if the scene is smaller than one patch or too small for a blocked split.
     """
     rng = np.random.default_rng(spec.seed)
-    options = dict(min_landslide_fraction=spec.min_landslide_fraction, stride=stride, name=name)
+    options = dict(
+        min_landslide_fraction=spec.min_landslide_fraction,
+        max_ignored_fraction=spec.max_ignored_fraction,
+        stride=stride,
+        name=name,
+        knobs=knobs,
+    )
     n_test_pos, n_test_neg = _test_counts(spec.pool_size, spec.test_fraction)
     if spec.split == "random" or n_test_pos + n_test_neg in (0, spec.pool_size):
         positives, negatives = balanced_patches(
@@ -300,13 +407,34 @@ def load_pool(path: Path, spec: PoolSpec) -> SamplePool | None:
     if not path.is_file():
         return None
     index = json.loads(path.read_text())
-    if index.get("spec") != asdict(spec):
+    if saved_spec(index) != asdict(spec):
         return None
     parts = {
         part: tuple(Patch(int(r), int(c), bool(p)) for r, c, p in index[part])
         for part in SPLIT_PARTS
     }
     return SamplePool(**parts)
+
+
+def saved_spec(index: Mapping) -> dict | None:
+    """The spec of a sample index, with settings added since it was written at their
+    defaults (an index from before ``max_ignored_fraction`` existed stays valid)."""
+    spec = index.get("spec")
+    if spec is None:
+        return None
+    defaults = {f.name: f.default for f in fields(PoolSpec) if f.default is not MISSING}
+    return {**defaults, **spec}
+
+
+def read_saved_spec(path: Path) -> dict | None:
+    """The spec of the sample index at ``path`` (written by prepare.py), or None."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        return saved_spec(json.loads(path.read_text()))
+    except (json.JSONDecodeError, AttributeError):
+        return None
 
 
 def validation_size(count: int, val_fraction: float) -> int:
