@@ -4,15 +4,21 @@ Slope and hillshade need elevations in metres on a grid in metres. The DEM is re
 (bilinear) onto the 10 m target grid first, whatever its own CRS (a DEM in geographic
 degrees, e.g. SRTM from Earth Engine, is fine), and elevations in feet are converted with
 ``units: foot``. Slope is then computed on the target grid, never on the DEM's own.
+
+The DEM may come in tiles (``dem.path`` a folder, a glob pattern or a list, see
+:mod:`landslide.prepare.tiles`), e.g. SRTM or Copernicus 1-degree tiles; they are
+mosaicked on the fly. Only a nodata value the file or ``dem.nodata`` declares is left out:
+unlike imagery, a DEM is never searched for a fill value, since elevation 0 is sea level.
 """
 
 import logging
-from pathlib import Path
+from collections.abc import Sequence
 
 import numpy as np
 
 from landslide.prepare.errors import PrepareError
 from landslide.prepare.grid import Grid, RasterInput, warp
+from landslide.prepare.tiles import find_rasters
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +38,7 @@ class DemSource:
     """A DEM raster.
 
     Args:
-        path: the DEM GeoTIFF (one band).
+        path: the DEM GeoTIFF (one band), or its tiles: a folder, a glob pattern or a list.
         units: vertical unit of its values: ``metre``, ``foot`` or ``us_survey_foot``.
         crs: CRS to assume when the file has none.
         nodata: nodata value overriding the file's own.
@@ -40,7 +46,7 @@ class DemSource:
 
     def __init__(
         self,
-        path: str,
+        path: str | Sequence[str],
         units: str = "metre",
         crs: str | None = None,
         nodata: float | None = None,
@@ -49,7 +55,8 @@ class DemSource:
             raise PrepareError(
                 f"dem.units={units!r} is not one of {', '.join(UNITS)}; set dem.units"
             )
-        self.raster = RasterInput(Path(path), "dem", crs=crs, nodata=nodata)
+        paths = find_rasters(path, "dem.path")
+        self.raster = RasterInput(paths, "dem", crs=crs, nodata=nodata, setting="dem.path")
         self.units = units
 
     def elevation(self, grid: Grid) -> np.ndarray:
@@ -63,7 +70,7 @@ class DemSource:
             log.warning(
                 "%s: elevations %.0f to %.0f m are implausible; if the DEM is in feet set "
                 "dem.units=foot",
-                self.raster.path,
+                self.raster.name,
                 finite.min(),
                 finite.max(),
             )

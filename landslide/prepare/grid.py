@@ -3,7 +3,8 @@
 The paper resamples all layers to 10 m by bilinear interpolation on one grid. Here the grid
 is a projected CRS in metres (by default the UTM zone of the area's centre), ``res`` metre
 square pixels aligned to multiples of ``res``, covering the overlap of every input and the
-area of interest.
+area of interest. An input in several tiles (see :mod:`landslide.prepare.tiles`) is
+mosaicked on the fly by :func:`warp`.
 """
 
 import math
@@ -13,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+import rasterio.features
 import shapely
-from pyproj import CRS
+from pyproj import CRS, Transformer
 from rasterio.enums import Resampling
 from rasterio.transform import Affine, from_origin
 from rasterio.warp import reproject, transform_bounds
@@ -61,25 +63,58 @@ class Grid:
 
 
 @dataclass(frozen=True)
-class RasterInput:
-    """One input raster band and how to read it.
+class TileSummary:
+    """What the tiles of one input share.
 
     Attributes:
-        path: the file.
-        key: the config key it came from (``pre``, ``dem``, ...), for messages.
-        band: 1-based band index.
-        crs: CRS to assume when the file has none.
-        nodata: nodata value overriding the file's.
+        dtype: the data type of the band read.
+        nodata_declared: whether the config or every tile declares a nodata value.
     """
 
-    path: Path
+    dtype: np.dtype
+    nodata_declared: bool
+
+
+@dataclass(frozen=True)
+class RasterInput:
+    """One input raster band, possibly in several tiles, and how to read it.
+
+    Attributes:
+        paths: the files, tiles of one product (see :mod:`landslide.prepare.tiles`); where
+            they overlap the first one wins.
+        key: the config key it came from (``pre``, ``dem``, ...), for messages.
+        band: 1-based band index, the same in every tile or one per tile.
+        crs: CRS to assume when a file has none.
+        nodata: nodata value overriding the files' own.
+        setting: the config key of the paths (``post.files.red``), for messages; empty for
+            the key itself.
+    """
+
+    paths: tuple[Path, ...]
     key: str
-    band: int = 1
+    band: int | tuple[int, ...] = 1
     crs: str | None = None
     nodata: float | None = None
+    setting: str = ""
 
-    def source_crs(self, src: rasterio.DatasetReader) -> CRS:
-        """The file's CRS, or the configured one.
+    def __post_init__(self) -> None:
+        if isinstance(self.paths, (str, Path)):
+            object.__setattr__(self, "paths", (Path(self.paths),))
+
+    @property
+    def name(self) -> str:
+        """The file, or the setting and its number of tiles, for messages."""
+        if len(self.paths) == 1:
+            return str(self.paths[0])
+        return f"{self.setting or self.key} ({len(self.paths)} files)"
+
+    def tiles(self) -> list[tuple[Path, int]]:
+        """``(path, band)`` of every tile, in mosaic order."""
+        bands = self.band if isinstance(self.band, tuple) else (self.band,) * len(self.paths)
+        return list(zip(self.paths, bands, strict=True))
+
+    def source_crs(self, src: rasterio.DatasetReader, path: Path | None = None) -> CRS:
+        """A file's CRS, or the configured one.
 
         Raises:
             PrepareError: if neither exists.
@@ -88,16 +123,65 @@ class RasterInput:
             return CRS.from_user_input(self.crs)
         if src.crs is None:
             raise PrepareError(
-                f"{self.path}: has no CRS; set {self.key}.crs=EPSG:<code> to the CRS it was "
-                "exported in"
+                f"{path or self.paths[0]}: has no CRS; set {self.key}.crs=EPSG:<code> to the CRS "
+                "it was exported in"
             )
         return CRS.from_user_input(src.crs)
 
-    def footprint(self, crs: CRS) -> shapely.Polygon:
-        """The file's bounding box in ``crs``."""
-        with open_raster(self.path, self.key) as src:
-            bounds = transform_bounds(self.source_crs(src), crs, *src.bounds, densify_pts=21)
-        return shapely.box(*bounds)
+    def footprint(self, crs: CRS) -> shapely.Geometry:
+        """The union of the tiles' bounding boxes in ``crs``."""
+        boxes = []
+        for path, _ in self.tiles():
+            with open_raster(path, self.setting or self.key) as src:
+                crs_of_file = self.source_crs(src, path)
+                bounds = transform_bounds(crs_of_file, crs, *src.bounds, densify_pts=21)
+            boxes.append(shapely.box(*bounds))
+        return boxes[0] if len(boxes) == 1 else shapely.union_all(boxes)
+
+    def check_tiles(self) -> TileSummary:
+        """Check that every tile has the band and the first tile's band count and data type.
+
+        Raises:
+            PrepareError: naming the tile that differs, or lacks the band.
+        """
+        first: tuple[Path, int, str] | None = None
+        declared = self.nodata is not None
+        every_declares = True
+        for path, band in self.tiles():
+            with open_raster(path, self.setting or self.key) as src:
+                if band > src.count:
+                    raise PrepareError(
+                        f"{path}: has {src.count} bands, band {band} asked; fix {self.key}"
+                    )
+                count, dtype = src.count, src.dtypes[band - 1]
+                every_declares &= src.nodata is not None
+            if first is None:
+                first = (path, count, dtype)
+            elif (count, dtype) != first[1:]:
+                raise PrepareError(
+                    f"{path}: {count} bands of {dtype}, unlike {first[0]} ({first[1]} bands of "
+                    f"{first[2]}); the files of {self.setting or self.key} must be tiles of one "
+                    "product"
+                )
+        assert first is not None, "a raster input has at least one file"
+        return TileSummary(np.dtype(first[2]), declared or every_declares)
+
+
+def _inside(
+    src: rasterio.DatasetReader, crs: CRS, grid: Grid, resampling: Resampling
+) -> np.ndarray:
+    """The grid pixels a tile resamples from neighbours on every side: for bilinear, those
+    between its outermost pixel centres; for nearest, all it covers."""
+    inset = 0.5 if resampling != Resampling.nearest else 0.0
+    corners = [(inset, inset), (src.width - inset, inset)]
+    corners += [(src.width - inset, src.height - inset), (inset, src.height - inset)]
+    polygon = shapely.Polygon([src.transform @ corner for corner in corners])
+    polygon = shapely.segmentize(polygon, max(polygon.length / 400, abs(src.transform.a)))
+    to_grid = Transformer.from_crs(crs, grid.crs, always_xy=True)
+    polygon = shapely.transform(polygon, lambda xy: np.column_stack(to_grid.transform(*xy.T)))
+    return rasterio.features.geometry_mask(
+        [polygon], out_shape=grid.shape, transform=grid.transform, invert=True
+    )
 
 
 def open_raster(path: Path, key: str) -> rasterio.DatasetReader:
@@ -163,33 +247,62 @@ def build_grid(footprints: Sequence[tuple[str, shapely.Geometry]], crs: CRS, res
 
 
 def warp(
-    raster: RasterInput, grid: Grid, resampling: Resampling = Resampling.bilinear
+    raster: RasterInput,
+    grid: Grid,
+    resampling: Resampling = Resampling.bilinear,
+    fill: float | None = None,
 ) -> np.ndarray:
-    """Reproject one band onto the grid.
+    """Reproject one band onto the grid, mosaicking its tiles on the fly.
+
+    Each tile is reprojected in turn (GDAL reads it block by block, never whole) and fills
+    the pixels no earlier tile gave a value, so overlaps take the first tile. Tiles may be in
+    different CRSs. Within half a pixel of a tile's edge, bilinear resampling lacks the
+    neighbours beyond it; such a pixel is taken from a later tile that holds it inside, if
+    any, so tiles join without a seam.
 
     Args:
         raster: the band to read.
         grid: the target grid.
         resampling: bilinear for continuous values (the paper's), nearest for classes.
+        fill: value left out before resampling in tiles that declare no nodata (a detected
+            fill, see :mod:`landslide.prepare.fill`); the config's and the file's nodata take
+            precedence.
 
     Returns:
-        float32 array on the grid; NaN where the file has no data (outside it, nodata, NaN).
+        float32 array on the grid; NaN where no tile has data (outside them, nodata, NaN).
+
+    Raises:
+        PrepareError: if the tiles differ in band count or data type, or lack the band.
     """
-    with open_raster(raster.path, raster.key) as src:
-        if raster.band > src.count:
-            raise PrepareError(
-                f"{raster.path}: has {src.count} bands, band {raster.band} asked; fix {raster.key}"
+    raster.check_tiles()
+    out: np.ndarray | None = None
+    at_edge: np.ndarray | None = None  # pixels taken from a tile's edge
+    mosaic = len(raster.paths) > 1
+    for path, band in raster.tiles():
+        part = np.full(grid.shape, np.nan, dtype=np.float32)
+        with open_raster(path, raster.setting or raster.key) as src:
+            crs = raster.source_crs(src, path)
+            nodata = next((v for v in (raster.nodata, src.nodata, fill) if v is not None), None)
+            reproject(
+                source=rasterio.band(src, band),
+                destination=part,
+                src_crs=crs,
+                src_nodata=nodata,
+                dst_transform=grid.transform,
+                dst_crs=grid.crs,
+                dst_nodata=np.nan,
+                resampling=resampling,
             )
-        out = np.full(grid.shape, np.nan, dtype=np.float32)
-        nodata = raster.nodata if raster.nodata is not None else src.nodata
-        reproject(
-            source=rasterio.band(src, raster.band),
-            destination=out,
-            src_crs=raster.source_crs(src),
-            src_nodata=nodata,
-            dst_transform=grid.transform,
-            dst_crs=grid.crs,
-            dst_nodata=np.nan,
-            resampling=resampling,
-        )
+            inside = _inside(src, crs, grid, resampling) if mosaic else None
+        if out is None:
+            out = part
+            at_edge = np.isfinite(part) & ~inside if inside is not None else None
+        else:
+            assert at_edge is not None and inside is not None, "set for every tile of a mosaic"
+            take = np.isfinite(part) & (np.isnan(out) | (at_edge & inside))
+            out[take] = part[take]
+            at_edge[take] = ~inside[take]
+        if not np.isnan(out).any() and (at_edge is None or not at_edge.any()):
+            break
+    assert out is not None, "a raster input has at least one file"
     return out

@@ -7,7 +7,7 @@ through config, e.g. ``{0: ignore, 1: stable, 2: landslide}``.
 """
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import geopandas as gpd
@@ -20,11 +20,19 @@ from rasterio.enums import Resampling
 from landslide.data.layout import IGNORED, LANDSLIDE, STABLE
 from landslide.prepare.errors import PrepareError
 from landslide.prepare.grid import Grid, RasterInput, warp
+from landslide.prepare.tiles import find_rasters
 
 log = logging.getLogger(__name__)
 
 #: Class names of a label raster's config, and their mask values.
 CLASSES: dict[str, int] = {"landslide": LANDSLIDE, "stable": STABLE, "ignore": IGNORED}
+
+#: A label raster's classes when ``inventory.classes`` is null. A configured mapping
+#: replaces it whole (``conf/inventory/raster.yaml`` holds null, so Hydra merges nothing).
+DEFAULT_CLASSES: dict[int, str] = {0: "ignore", 1: "stable", 2: "landslide"}
+
+#: What a label raster's value without a class can be: an error, or ignored.
+UNMAPPED: tuple[str, ...] = ("error", "ignore")
 
 
 def read_polygons(
@@ -144,44 +152,73 @@ class LabelRaster:
     """A raster of classes mapped to landslide / stable / ignore.
 
     Args:
-        path: the label raster.
-        classes: class name (``landslide``, ``stable``, ``ignore``) by pixel value.
+        path: the label raster, or its tiles: a folder, a glob pattern or a list
+            (:mod:`landslide.prepare.tiles`).
+        classes: class name (``landslide``, ``stable``, ``ignore``) by pixel value, the
+            whole mapping; None for :data:`DEFAULT_CLASSES`.
         crs: CRS to assume when the file has none.
+        unmapped: what a value without a class is: ``error`` (the default) or ``ignore``
+            (unlabelled, as the raster's nodata).
     """
 
-    def __init__(self, path: str, classes: Mapping[int, str], crs: str | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Sequence[str],
+        classes: Mapping[int, str] | None = None,
+        crs: str | None = None,
+        unmapped: str = "error",
+    ) -> None:
+        classes = DEFAULT_CLASSES if classes is None else classes
         unknown = set(classes.values()) - set(CLASSES)
         if unknown:
             raise PrepareError(
                 f"inventory.classes maps to {sorted(unknown)}; use {', '.join(CLASSES)}"
             )
-        self.raster = RasterInput(Path(path), "inventory", crs=crs)
+        if unmapped not in UNMAPPED:
+            raise PrepareError(
+                f"inventory.unmapped={unmapped!r} is not one of {', '.join(UNMAPPED)}; set "
+                "inventory.unmapped"
+            )
+        paths = find_rasters(path, "inventory.path")
+        self.raster = RasterInput(paths, "inventory", crs=crs, setting="inventory.path")
         self.classes = {int(k): v for k, v in classes.items()}
+        self.unmapped = unmapped
 
     def labels(self, grid: Grid, area: shapely.Geometry) -> tuple[np.ndarray, gpd.GeoDataFrame]:
         """Map the raster's classes onto the grid (nearest neighbour).
 
         Returns:
-            uint8 labels (ignored outside the raster) and the landslide pixels traced as
-            polygons in the grid's CRS.
+            uint8 labels (ignored outside the raster and, with ``unmapped=ignore``, for
+            values without a class) and the landslide pixels traced as polygons in the
+            grid's CRS.
 
         Raises:
-            PrepareError: if a value has no class or no pixel is a landslide.
+            PrepareError: if a value has no class (``unmapped=error``) or no pixel is a
+                landslide.
         """
         values = warp(self.raster, grid, Resampling.nearest)
         found = np.unique(values[np.isfinite(values)]).astype(int)
         unmapped = sorted(set(found.tolist()) - set(self.classes))
-        if unmapped:
+        if unmapped and self.unmapped == "error":
+            mapping = {**self.classes, **dict.fromkeys(unmapped, "ignore")}
+            written = ", ".join(f"{k}: {v}" for k, v in sorted(mapping.items()))
             raise PrepareError(
-                f"{self.raster.path}: values {unmapped} have no class; add them to "
-                "inventory.classes (landslide, stable or ignore)"
+                f"{self.raster.name}: values {unmapped} have no class; add them to "
+                "inventory.classes (landslide, stable or ignore), which replaces the default, "
+                f"e.g. inventory.classes={{{written}}}, or set inventory.unmapped=ignore"
+            )
+        if unmapped:
+            log.warning(
+                "%s: values %s have no class; ignored (inventory.unmapped=ignore)",
+                self.raster.name,
+                unmapped,
             )
         labels = np.full(grid.shape, IGNORED, dtype=np.uint8)
         for value, name in self.classes.items():
             labels[values == value] = CLASSES[name]
         if not (labels == LANDSLIDE).any():
             raise PrepareError(
-                f"{self.raster.path}: no landslide pixel in the imagery's area; check "
+                f"{self.raster.name}: no landslide pixel in the imagery's area; check "
                 "inventory.classes and its CRS"
             )
         return labels, trace_polygons(labels == LANDSLIDE, grid)

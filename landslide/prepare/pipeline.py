@@ -152,15 +152,15 @@ def prepare_domain(
         reflectance[date], clouds = source.reflectance(grid, colours, date)
         for colour, raster in source.rasters(colours, date).items():
             valid &= _check_valid(
-                np.isfinite(reflectance[date][colour]), inside, raster.path, max_invalid_share
+                np.isfinite(reflectance[date][colour]), inside, raster.name, max_invalid_share
             )
         if clouds is not None:
             raster, _ = source.cloud_raster(date)
-            valid &= _check_valid(~clouds, inside, f"{raster.path} (cloud)", max_invalid_share)
+            valid &= _check_valid(~clouds, inside, f"{raster.name} (cloud)", max_invalid_share)
     elevation, sun = None, None
     if set(TERRAIN) & set(bands):
         elevation = dem.elevation(grid)
-        valid &= _check_valid(np.isfinite(elevation), inside, dem.raster.path, max_invalid_share)
+        valid &= _check_valid(np.isfinite(elevation), inside, dem.raster.name, max_invalid_share)
     if "hillshade" in bands:
         sun = _post_sun(grid, post_date)
     labelled = None
@@ -345,7 +345,7 @@ def _grid(
         target = utm_crs(lon, lat)
     else:
         target = check_metric(CRS.from_user_input(crs))
-    footprints = [(str(r.path), r.footprint(target)) for r in rasters]
+    footprints = [(r.name, r.footprint(target)) for r in rasters]
     if aoi is not None:
         polygons = read_polygons(aoi, "aoi", target)
         footprints.append((str(aoi), shapely.union_all(polygons.geometry.values)))
@@ -394,8 +394,8 @@ def _post_sun(grid: Grid, post_date: str | None) -> tuple[float, float]:
         raise PrepareError(f"post.date: {err}") from err
 
 
-def _path(inventory: PolygonInventory | LabelRaster) -> Path:
-    return inventory.path if isinstance(inventory, PolygonInventory) else inventory.raster.path
+def _path(inventory: PolygonInventory | LabelRaster) -> Path | str:
+    return inventory.path if isinstance(inventory, PolygonInventory) else inventory.raster.name
 
 
 def _domain_record(

@@ -23,7 +23,9 @@ import numpy as np
 from rasterio.enums import Resampling
 
 from landslide.prepare.errors import PrepareError
+from landslide.prepare.fill import find_fill
 from landslide.prepare.grid import Grid, RasterInput, open_raster, warp
+from landslide.prepare.tiles import find_rasters
 
 log = logging.getLogger(__name__)
 
@@ -97,28 +99,42 @@ class ImagerySource:
         """The cloud raster and its cloud values, if any."""
         if self.clouds is None:
             return None
-        return RasterInput(Path(self.clouds.path), f"{key}.clouds", crs=self.crs), tuple(
-            self.clouds.values
-        )
+        setting = f"{key}.clouds.path"
+        paths = find_rasters(self.clouds.path, setting)
+        raster = RasterInput(paths, f"{key}.clouds", crs=self.crs, setting=setting)
+        return raster, tuple(self.clouds.values)
 
     def reflectance(
         self, grid: Grid, colours: Sequence[str], key: str
     ) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
         """Read the colours' bands onto the grid as reflectance.
 
+        Without a nodata value in the config or every file, a constant that fills every band
+        at some pixels (:mod:`landslide.prepare.fill`) is treated as nodata, left out before
+        resampling, with a warning giving the share of the area it fills.
+
         Returns:
             Reflectance by colour (NaN where missing), and the cloud mask on the grid (True
             for cloud) or None.
 
         Raises:
-            PrepareError: if values look unscaled or scaled twice.
+            PrepareError: if the data type cannot hold reflectance at the scale, or values
+                look unscaled or scaled twice.
         """
+        rasters = self.rasters(colours, key)
+        tiles = {colour: raster.check_tiles() for colour, raster in rasters.items()}
+        for colour, raster in rasters.items():
+            _check_range(raster, tiles[colour].dtype, *self.calibration(colour))
+        values = {colour: warp(raster, grid) for colour, raster in rasters.items()}
+        if not all(t.nodata_declared for t in tiles.values()):
+            fill = find_fill(values, [t.dtype for t in tiles.values()])
+            if fill is not None:
+                values = _leave_out_fill(rasters, values, grid, fill, key)
         out = {}
-        for colour, raster in self.rasters(colours, key).items():
+        for colour, raster in rasters.items():
             scale, offset = self.calibration(colour)
-            values = warp(raster, grid) * np.float32(scale) + np.float32(offset)
-            _check_scaling(values, raster, scale)
-            out[colour] = values
+            out[colour] = values[colour] * np.float32(scale) + np.float32(offset)
+            _check_scaling(out[colour], raster, scale, tiles[colour].dtype)
         clouds = self.cloud_raster(key)
         if clouds is None:
             return out, None
@@ -127,34 +143,98 @@ class ImagerySource:
         return out, np.isin(classes, cloud_values)
 
 
-def _check_scaling(values: np.ndarray, raster: RasterInput, scale: float) -> None:
+def _leave_out_fill(
+    rasters: Mapping[str, RasterInput],
+    values: Mapping[str, np.ndarray],
+    grid: Grid,
+    fill: float,
+    key: str,
+) -> dict[str, np.ndarray]:
+    """Read the bands again with ``fill`` left out before resampling.
+
+    A pixel is fill where no band keeps a value; a band that holds the fill value alone at a
+    real pixel keeps its value as first read.
+    """
+    masked = {colour: warp(raster, grid, fill=fill) for colour, raster in rasters.items()}
+    gone = np.logical_and.reduce([np.isnan(m) for m in masked.values()])
+    gone &= ~np.logical_and.reduce([np.isnan(v) for v in values.values()])
+    log.warning(
+        "%s: %.1f%% of the area is %g in every band (no nodata value in the file); treated as "
+        "nodata, set %s.nodata=... to override",
+        key,
+        100 * gone.mean(),
+        fill,
+        key,
+    )
+    return {
+        colour: np.where(np.isnan(masked[colour]) & ~gone, values[colour], masked[colour])
+        for colour in rasters
+    }
+
+
+#: Reflectance the largest value of an integer data type must reach at the configured scale:
+#: bright surfaces (clouds, snow, fresh scars) reach it, so a smaller range is a wrong scale.
+_MIN_FULL_RANGE = 0.25
+
+#: The scale to suggest for integer data, by bits.
+_SCALE_FOR_BITS = {8: "0.00392 (1/255)", 16: "0.0001"}
+
+
+def _check_range(raster: RasterInput, dtype: np.dtype, scale: float, offset: float) -> None:
+    """Refuse an integer data type whose whole range is too dark to be reflectance."""
+    if not np.issubdtype(dtype, np.unsignedinteger):
+        return
+    info = np.iinfo(dtype)
+    top = info.max * scale + offset
+    if top < _MIN_FULL_RANGE:
+        suggested = _SCALE_FOR_BITS.get(info.bits, f"{1 / info.max:.3g} (1/{info.max})")
+        raise PrepareError(
+            f"{raster.name}: {info.bits}-bit values (0-{info.max}) at {raster.key}.scale={scale:g} "
+            f"give reflectance up to {top:.4g}, which cannot be surface reflectance; set "
+            f"{raster.key}.scale={suggested} for {info.bits}-bit imagery"
+        )
+
+
+def _check_scaling(values: np.ndarray, raster: RasterInput, scale: float, dtype: np.dtype) -> None:
     finite = values[np.isfinite(values)]
     if finite.size == 0:
         return
     high = float(np.percentile(finite, 99))
     if high > _MAX_REFLECTANCE:
+        bits = np.iinfo(dtype).bits if np.issubdtype(dtype, np.integer) else None
+        fix = (
+            f"{raster.key}.scale={_SCALE_FOR_BITS[8]} for 8-bit imagery"
+            if bits == 8
+            else f"{raster.key}.scale=0.0001 for Sentinel-2 digital numbers"
+        )
         raise PrepareError(
-            f"{raster.path}: values up to {high:.4g} after scaling look like digital numbers, "
-            f"not reflectance; set {raster.key}.scale (0.0001 for Sentinel-2)"
+            f"{raster.name}: values up to {high:.4g} after scaling look like digital numbers, "
+            f"not reflectance; set {fix}"
         )
     if 0 < high < _MIN_REFLECTANCE:
         raise PrepareError(
-            f"{raster.path}: values up to {high:.4g} after scale={scale} look scaled twice; "
+            f"{raster.name}: values up to {high:.4g} after scale={scale} look scaled twice; "
             f"set {raster.key}.scale=1 for reflectance inputs"
         )
 
 
 class BandFiles(ImagerySource):
-    """One file per band (GeoTIFF or JP2), all in one CRS.
+    """One file per band (GeoTIFF or JP2), or one set of tiles per band.
 
     Args:
-        files: file per colour (``blue``, ``green``, ``red``, ``nir``); relative paths are
-            taken from ``path``. Only the colours the band set needs are required.
+        files: file per colour (``blue``, ``green``, ``red``, ``nir``): a file, a folder, a
+            glob pattern or a list of them (:mod:`landslide.prepare.tiles`); relative paths
+            are taken from ``path``. Only the colours the band set needs are required.
         path: folder of the files.
         **kwargs: see :class:`ImagerySource`.
     """
 
-    def __init__(self, files: Mapping[str, str], path: str | None = None, **kwargs: object) -> None:
+    def __init__(
+        self,
+        files: Mapping[str, str | Sequence[str] | None],
+        path: str | None = None,
+        **kwargs: object,
+    ) -> None:
         super().__init__(**kwargs)
         self.files = dict(files)
         self.path = Path(path) if path is not None else Path()
@@ -168,59 +248,88 @@ class BandFiles(ImagerySource):
                     f"{key}.files.{colour}=<file> (Sentinel-2 {S2_BANDS[colour]}) or drop the "
                     "bands that need it"
                 )
-            path = self.path / self.files[colour]
-            out[colour] = RasterInput(path, key, crs=self.crs, nodata=self.nodata)
+            setting = f"{key}.files.{colour}"
+            paths = find_rasters(self.files[colour], setting, self.path)
+            out[colour] = RasterInput(paths, key, crs=self.crs, nodata=self.nodata, setting=setting)
         _check_same_crs(out.values())
         return out
 
 
 def _check_same_crs(rasters: Iterable[RasterInput]) -> None:
-    """Bands of one date must share a CRS: a mismatch means a mixed-up file."""
-    seen: dict[str, Path] = {}
-    for raster in rasters:
-        with open_raster(raster.path, raster.key) as src:
-            crs = raster.source_crs(src).to_string()
-        seen.setdefault(crs, raster.path)
-        if len(seen) > 1:
-            (a, first), (b, _) = list(seen.items())[:2]
-            raise PrepareError(
-                f"{raster.path}: CRS {b} differs from {first} ({a}); the band files of one "
-                f"date must share a CRS, fix {raster.key}.files"
-            )
+    """The bands of one date, tile by tile, must share a CRS: a mismatch means a mixed-up
+    file. Tiles of one band may differ (granules in two UTM zones); bands in different
+    numbers of tiles are not compared."""
+    rasters = list(rasters)
+    if len({len(r.paths) for r in rasters}) != 1:
+        return
+    for position in range(len(rasters[0].paths)):
+        seen: dict[str, Path] = {}
+        for raster in rasters:
+            path = raster.paths[position]
+            with open_raster(path, raster.setting or raster.key) as src:
+                crs = raster.source_crs(src, path).to_string()
+            seen.setdefault(crs, path)
+            if len(seen) > 1:
+                (a, first), (b, _) = list(seen.items())[:2]
+                raise PrepareError(
+                    f"{path}: CRS {b} differs from {first} ({a}); the band files of one "
+                    f"date must share a CRS, fix {raster.key}.files"
+                )
 
 
 class GeoTiffStack(ImagerySource):
-    """One multi-band GeoTIFF per date (e.g. an Earth Engine export).
+    """One multi-band GeoTIFF per date (e.g. an Earth Engine export), or its tiles.
 
     Args:
-        path: the GeoTIFF.
+        path: the GeoTIFF, or its tiles: a folder, a glob pattern or a list
+            (:mod:`landslide.prepare.tiles`). Each tile must hold every band asked.
         bands: band per colour: a band description (``B4``) or a 1-based index.
         **kwargs: see :class:`ImagerySource`.
     """
 
-    def __init__(self, path: str, bands: Mapping[str, str | int], **kwargs: object) -> None:
+    def __init__(
+        self, path: str | Sequence[str], bands: Mapping[str, str | int], **kwargs: object
+    ) -> None:
         super().__init__(**kwargs)
-        self.path = Path(path)
+        self.path = path if isinstance(path, (str, Path)) else list(path)
         self.bands = dict(bands)
 
     def rasters(self, colours: Sequence[str], key: str) -> dict[str, RasterInput]:
-        with open_raster(self.path, key) as src:
-            names, count = list(src.descriptions), src.count
-        out = {}
-        for colour in colours:
-            band = self.bands.get(colour)
-            if isinstance(band, int) and 1 <= band <= count:
-                index = band
-            elif isinstance(band, str) and band in names:
-                index = names.index(band) + 1
-            else:
-                described = ", ".join(n or "-" for n in names)
-                raise PrepareError(
-                    f"{self.path}: no {colour} band {band!r} (bands: {described}); set "
-                    f"{key}.bands.{colour} to a band name or 1-based index"
-                )
-            out[colour] = RasterInput(self.path, key, index, self.crs, self.nodata)
-        return out
+        paths = find_rasters(self.path, f"{key}.path")
+        indexes: dict[str, list[int]] = {colour: [] for colour in colours}
+        for path in paths:
+            with open_raster(path, f"{key}.path") as src:
+                names, count = list(src.descriptions), src.count
+            for colour in colours:
+                indexes[colour].append(self._index(colour, names, count, path, key))
+        return {
+            colour: RasterInput(
+                paths,
+                key,
+                index[0] if len(set(index)) == 1 else tuple(index),
+                self.crs,
+                self.nodata,
+                f"{key}.path",
+            )
+            for colour, index in indexes.items()
+        }
+
+    def _index(self, colour: str, names: list[str | None], count: int, path: Path, key: str) -> int:
+        """The 1-based index of a colour's band in one file.
+
+        Raises:
+            PrepareError: naming the file, if it has no such band.
+        """
+        band = self.bands.get(colour)
+        if isinstance(band, int) and 1 <= band <= count:
+            return band
+        if isinstance(band, str) and band in names:
+            return names.index(band) + 1
+        described = ", ".join(n or "-" for n in names)
+        raise PrepareError(
+            f"{path}: no {colour} band {band!r} (bands: {described}); set "
+            f"{key}.bands.{colour} to a band name or 1-based index"
+        )
 
 
 class SafeProduct(ImagerySource):
@@ -276,14 +385,14 @@ class SafeProduct(ImagerySource):
         for colour in colours:
             band = S2_BANDS[colour]
             pattern = f"R10m/*_{band}_10m.jp2" if self.level2a else f"*_{band}.jp2"
-            out[colour] = RasterInput(self._image(pattern, key), key, crs=self.crs, nodata=0)
+            out[colour] = RasterInput((self._image(pattern, key),), key, crs=self.crs, nodata=0)
         return out
 
     def cloud_raster(self, key: str) -> tuple[RasterInput, Sequence[int]] | None:
         if not self.level2a or not self.cloud_classes:
             return None
         scl = self._image("R20m/*_SCL_20m.jp2", key)
-        return RasterInput(scl, key, crs=self.crs), self.cloud_classes
+        return RasterInput((scl,), key, crs=self.crs), self.cloud_classes
 
 
 #: Band ids of the 13 Sentinel-2 bands in product metadata (offset lists).
