@@ -27,6 +27,7 @@ from pydantic.fields import FieldInfo
 
 from landslide.bands import BANDS
 from landslide.data.layout import KNOWN, UNKNOWN, DomainFiles
+from landslide.data.patch_source import PatchConfigError, PatchSource
 from landslide.data.sampling import (
     blocked_test_mask,
     mix_problems,
@@ -84,6 +85,11 @@ class DomainSchema(Schema):
         "ib",
         default=None,
         pattern=r"^[A-Za-z0-9]+$",
+    )
+    patches: dict[str, Any] | None = knob(
+        "a patches block (a benchmark's patch folder, see landslide/data/patch_source.py)",
+        "{images: {folder: ..., glob: '*.png'}, masks: {folder: ...}, bands: {...}, ...}",
+        default=None,
     )
 
 
@@ -180,7 +186,7 @@ def validate_train_config(cfg: DictConfig) -> None:
     data, trainer = sections.get("data"), sections.get("trainer")
     if data is not None:
         mix_problems = _mix_problems(cfg, data)
-        problems += mix_problems + _patch_problems(cfg, data)
+        problems += mix_problems + _patch_problems(cfg, data) + _patch_domain_problems(data)
         if trainer is not None and not mix_problems:
             problems += _batch_problems(data, trainer)
     if trainer is not None:
@@ -447,6 +453,19 @@ def _patch_problems(cfg: DictConfig, data: DataSchema) -> list[str]:
             blocked_test_mask(shape, data.block_size, data.test_fraction, np.random.default_rng())
         except ValueError as err:
             problems.append(f"data.block_size={data.block_size}: in {where}, {err}")
+    return problems
+
+
+def _patch_domain_problems(data: DataSchema) -> list[str]:
+    """A bad ``patches:`` block, or a band the band set needs that a patch domain lacks."""
+    problems = []
+    for name, domain in data.domains.items():
+        if domain.patches is None:
+            continue
+        try:
+            PatchSource.from_config(name, domain.patches).check_bands(data.bands)
+        except PatchConfigError as err:
+            problems.append(str(err))
     return problems
 
 

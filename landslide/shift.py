@@ -7,12 +7,13 @@ model sees and compare them band by band. A scene is represented by random windo
 stack (seeded), so no landslide labels are needed: that is the situation of a new event.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import rasterio
 import torch
 from torch import Tensor
+from torch.utils.data import Dataset
 
 from landslide.bands import BANDS
 from landslide.data.datamodule import LandslideDataModule
@@ -43,15 +44,32 @@ def patch_images(
         seed: seed of that draw.
         labelled: whether the domains have masks (a scene to map has none).
     """
+    return _images(
+        patches,
+        lambda name, chosen: PatchDataset(
+            files[name], chosen, size, bands=bands, labelled=labelled
+        ),
+        max_patches,
+        seed,
+    )
+
+
+def _images(
+    patches: Mapping[str, Sequence[Patch]],
+    dataset: Callable[[str, list[Patch]], Dataset[dict[str, Tensor]]],
+    max_patches: int | None,
+    seed: int,
+) -> Tensor:
+    """The images of ``patches`` (at most ``max_patches``, a seeded draw over all domains),
+    read through ``dataset(name, patches)``."""
     items = [(name, p) for name, ps in patches.items() for p in ps]
     if max_patches is not None and len(items) > max_patches:
         keep = np.random.default_rng(seed).choice(len(items), max_patches, replace=False)
         items = [items[i] for i in sorted(keep)]
     images = []
     for name in dict.fromkeys(n for n, _ in items):
-        chosen = [p for n, p in items if n == name]
-        dataset = PatchDataset(files[name], chosen, size, bands=bands, labelled=labelled)
-        images.extend(dataset[i]["image"] for i in range(len(dataset)))
+        samples = dataset(name, [p for n, p in items if n == name])
+        images.extend(samples[i]["image"] for i in range(len(samples)))
     return torch.stack(images)
 
 
@@ -68,10 +86,10 @@ def random_windows(files: DomainFiles, count: int, size: int, seed: int = 0) -> 
 
 
 def training_images(datamodule: LandslideDataModule, max_patches: int, seed: int = 0) -> Tensor:
-    """Normalised images of a set-up DataModule's training and validation patches."""
+    """Normalised images of a set-up DataModule's training and validation patches (raster
+    windows or patch files, each read through :meth:`LandslideDataModule.dataset`)."""
     patches = {n: datamodule.train_patches[n] + datamodule.val_patches[n] for n in datamodule.mix}
-    files = {n: datamodule.files(n) for n in patches}
-    return patch_images(files, patches, datamodule.patch_size, datamodule.bands, max_patches, seed)
+    return _images(patches, datamodule.dataset, max_patches, seed)
 
 
 def scene_images(

@@ -8,12 +8,13 @@ from typing import Any
 import lightning as L
 import rasterio
 from torch import Tensor
-from torch.utils.data import ConcatDataset, DataLoader
+from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from landslide.bands import BANDS, band_set
 from landslide.data.augmentation import RandomDihedralFlips
 from landslide.data.datasets import PatchDataset, stack_stats
 from landslide.data.layout import KNOWN, UNKNOWN, DomainFiles
+from landslide.data.patches import PatchDomain, patch_domains
 from landslide.data.sampling import (
     Patch,
     PoolSpec,
@@ -45,6 +46,11 @@ class LandslideDataModule(L.LightningDataModule):
     ``prepare.py``); it is used when it was made with this DataModule's pool parameters,
     and the pool is computed from the mask otherwise (both by
     :func:`~landslide.data.sampling.sample_pool`).
+
+    A domain whose config has a ``patches:`` block is a benchmark's folder of image/mask
+    patch files (:mod:`landslide.data.patches`): its pool is ``pool_size`` files, half with
+    landslide pixels, each cropped or padded to ``patch_size``; it mixes, validates and tests
+    like the others. :meth:`dataset` reads any domain's samples.
 
     Args:
         root: folder holding one sub-folder per domain (see :class:`DomainFiles`).
@@ -107,6 +113,10 @@ class LandslideDataModule(L.LightningDataModule):
         self.split = split
         self.block_size = block_size
         self.augment = RandomDihedralFlips()
+        # Benchmarks' patch folders (a ``patches:`` block, see landslide.data.patches).
+        self.patch_domains: dict[str, PatchDomain] = patch_domains(self.domains, self.root)
+        for patch_domain in self.patch_domains.values():
+            patch_domain.source.check_bands(self.bands)
         self._check_config()
         self.pools: dict[str, SamplePool] = {}
         self.train_patches: dict[str, tuple[Patch, ...]] = {}
@@ -142,17 +152,20 @@ class LandslideDataModule(L.LightningDataModule):
 
     def prepare_data(self) -> None:
         """Generate the default world on first use (cached), or check prepared data."""
+        rasters = {n: cfg for n, cfg in self.domains.items() if n not in self.patch_domains}
         if self.world is not None:
             from landslide.world import ensure_world
 
             ensure_world(
                 self.root,
-                self.domains,
-                {name: cfg["world"] for name, cfg in self.domains.items()},
+                rasters,
+                {name: cfg["world"] for name, cfg in rasters.items()},
                 size=int(self.world["size"]),
                 seed=int(self.world["seed"]),
             )
-        for name in self.domains:
+        for patch_domain in self.patch_domains.values():
+            patch_domain.index()  # reads and checks every file once; cached under root
+        for name in rasters:
             missing = self.files(name).missing()
             if missing:
                 raise DataError(
@@ -178,6 +191,9 @@ class LandslideDataModule(L.LightningDataModule):
         if self.pools:
             return
         for name in self.domains:
+            if name in self.patch_domains:
+                self.pools[name] = self.patch_domains[name].pool(self.pool_spec(name))
+                continue
             files, spec = self.files(name), self.pool_spec(name)
             stack_stats(files, self.bands)
             pool = load_pool(files.samples, spec)
@@ -195,19 +211,20 @@ class LandslideDataModule(L.LightningDataModule):
             self.train_patches[name] = chosen[: count - n_val]
             self.val_patches[name] = chosen[count - n_val :]
 
+    def dataset(self, name: str, patches: Sequence[Patch]) -> Dataset[dict[str, Tensor]]:
+        """The samples of ``patches`` of domain ``name`` (windows of its pool), normalised
+        with the domain's statistics: raster windows, or files of a patch domain."""
+        index = list(self.domains).index(name)
+        if name in self.patch_domains:
+            return self.patch_domains[name].dataset(patches, self.patch_size, index, self.bands)
+        return PatchDataset(self.files(name), patches, self.patch_size, index, self.bands)
+
     def _patch_sets(self, patches: Mapping[str, tuple[Patch, ...]]) -> ConcatDataset:
-        names = list(self.domains)
         return ConcatDataset(
-            [
-                PatchDataset(
-                    self.files(name), items, self.patch_size, names.index(name), self.bands
-                )
-                for name, items in patches.items()
-                if items
-            ]
+            [self.dataset(name, items) for name, items in patches.items() if items]
         )
 
-    def _loader(self, dataset: ConcatDataset | PatchDataset, shuffle: bool) -> DataLoader:
+    def _loader(self, dataset: Dataset[dict[str, Tensor]], shuffle: bool) -> DataLoader:
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
@@ -223,15 +240,8 @@ class LandslideDataModule(L.LightningDataModule):
         return self._loader(self._patch_sets(self.val_patches), shuffle=False)
 
     def test_dataloader(self) -> list[DataLoader]:
-        names = list(self.domains)
         return [
-            self._loader(
-                PatchDataset(
-                    self.files(n), self.pools[n].test, self.patch_size, names.index(n), self.bands
-                ),
-                shuffle=False,
-            )
-            for n in names
+            self._loader(self.dataset(n, self.pools[n].test), shuffle=False) for n in self.domains
         ]
 
     def on_after_batch_transfer(
