@@ -139,8 +139,8 @@ def prepare_domain(
     if inventory is not None and min(grid.shape) < samples.patch_size:
         raise PrepareError(
             f"the area is {grid.width}x{grid.height} px at {res:g} m, smaller than one "
-            f"{samples.patch_size} px patch; enlarge the area of interest or lower "
-            "samples.patch_size"
+            f"{samples.patch_size} px patch; enlarge the area of interest (aoi=...), lower "
+            f"samples.patch_size or use finer pixels (grid.res, now {res:g})"
         )
     inside = rasterio.features.geometry_mask(
         [area], out_shape=grid.shape, transform=grid.transform, invert=True
@@ -150,10 +150,13 @@ def prepare_domain(
     for date, source in imagery.items():
         colours = colours_needed(bands)[date]
         reflectance[date], clouds = source.reflectance(grid, colours, date)
+        # One check per input: the bands of one multi-band file are reported once.
+        finite: dict[str, np.ndarray] = {}
         for colour, raster in source.rasters(colours, date).items():
-            valid &= _check_valid(
-                np.isfinite(reflectance[date][colour]), inside, raster.name, max_invalid_share
-            )
+            here = np.isfinite(reflectance[date][colour])
+            finite[raster.name] = finite[raster.name] & here if raster.name in finite else here
+        for input_name, here in finite.items():
+            valid &= _check_valid(here, inside, input_name, max_invalid_share)
         if clouds is not None:
             raster, _ = source.cloud_raster(date)
             valid &= _check_valid(~clouds, inside, f"{raster.name} (cloud)", max_invalid_share)
@@ -293,7 +296,7 @@ def _labels(
     labels, polygons = inventory.labels(grid, area)
     mask = np.where(valid, labels, IGNORED).astype(np.uint8)
     try:
-        pool = sample_pool(mask, samples, name=name)
+        pool = sample_pool(mask, samples, name=name, knobs="samples.")
     except ValueError as err:
         raise PrepareError(f"{_path(inventory)}: {err}") from err
     return mask, polygons, pool
