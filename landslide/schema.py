@@ -28,6 +28,7 @@ from pydantic.fields import FieldInfo
 from landslide.bands import BANDS
 from landslide.data.layout import KNOWN, UNKNOWN, DomainFiles
 from landslide.data.patch_source import PatchConfigError, PatchSource
+from landslide.data.prepared_samples import fill_sample_settings
 from landslide.data.sampling import (
     blocked_test_mask,
     mix_problems,
@@ -110,6 +111,13 @@ class DataSchema(Schema):
         lt=1,
     )
     min_landslide_fraction: float = knob("a number in (0, 1]", 0.005, gt=0, le=1)
+    max_ignored_fraction: float = knob(
+        "a number in [0, 1) (share of ignored pixels a patch may hold)",
+        0.99,
+        default=0.0,
+        ge=0,
+        lt=1,
+    )
     batch_size: int = knob("an integer >= 1", 5, ge=1)
     num_workers: int = knob("an integer >= 0", 0, ge=0)
     seed: int = knob("an integer >= 0", 0, ge=0)
@@ -157,10 +165,15 @@ class TrainSchema(Schema):
 def validate_train_config(cfg: DictConfig) -> None:
     """Check ``train.py``'s composed config before any data is read or run created.
 
+    Null ``data`` sample settings (``conf/data/prepared.yaml``'s) are first filled in, in
+    place, with those the prepared domains were sampled with
+    (:func:`~landslide.data.prepared_samples.fill_sample_settings`).
+
     Raises:
         ConfigError: naming every violation, one line each: ``key=value: what is wrong; the
             fix``.
     """
+    fill_sample_settings(cfg)
     unresolved: dict[tuple[str, ...], tuple[str, str]] = {}
     values = _gather(cfg, TrainSchema, (), unresolved)
     problems = [

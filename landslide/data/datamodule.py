@@ -15,8 +15,10 @@ from landslide.data.augmentation import RandomDihedralFlips
 from landslide.data.datasets import PatchDataset, stack_stats
 from landslide.data.layout import KNOWN, UNKNOWN, DomainFiles
 from landslide.data.patches import PatchDomain, patch_domains
+from landslide.data.prepared_samples import resolve_sample_settings
 from landslide.data.sampling import (
     Patch,
+    PoolError,
     PoolSpec,
     SamplePool,
     Split,
@@ -59,12 +61,18 @@ class LandslideDataModule(L.LightningDataModule):
         mix: training samples per known domain (``conf/domain_mix/*.yaml``).
         world: ``{size, seed}`` to generate the default world under ``root`` on first use,
             or None for prepared data that must already exist.
-        patch_size: patch side in pixels (the paper's 88).
+        patch_size: patch side in pixels (the paper's 88). This and the other sample
+            settings (``pool_size``, ``test_fraction``, ``seed``, ``min_landslide_fraction``,
+            ``split``, ``block_size``, ``max_ignored_fraction``) may be None: as the
+            prepared domains were sampled (:mod:`~landslide.data.prepared_samples`).
         pool_size: samples per known domain (the paper's 1000).
         unknown_pool_size: test samples per unknown domain.
         test_fraction: test share of a known domain's pool (the paper's 0.3).
         val_fraction: share of each domain's mixed training samples held out for validation.
-        min_landslide_fraction: least landslide share of a positive patch.
+        min_landslide_fraction: least landslide share of a positive patch's labelled pixels.
+        max_ignored_fraction: largest share of ignored (unlabelled, 255) pixels in a patch;
+            0 (the paper's fully labelled scenes) keeps every ignored pixel out of the pools,
+            sparse labels need a high share (e.g. 0.99). The loss and metrics skip them.
         batch_size: patches per batch (the paper's 5).
         num_workers: DataLoader worker processes.
         seed: seed of the pools and the validation split, independent of the training seed
@@ -82,36 +90,54 @@ class LandslideDataModule(L.LightningDataModule):
         domains: Mapping[str, Mapping[str, Any]],
         mix: Mapping[str, int],
         world: Mapping[str, int] | None = None,
-        patch_size: int = 88,
-        pool_size: int = 1000,
+        patch_size: int | None = 88,
+        pool_size: int | None = 1000,
         unknown_pool_size: int = 300,
-        test_fraction: float = 0.3,
+        test_fraction: float | None = 0.3,
         val_fraction: float = 0.1,
-        min_landslide_fraction: float = 0.005,
+        min_landslide_fraction: float | None = 0.005,
         batch_size: int = 5,
         num_workers: int = 0,
-        seed: int = 0,
+        seed: int | None = 0,
         bands: Sequence[str] = BANDS,
-        split: Split = "random",
-        block_size: int = 352,
+        split: Split | None = "random",
+        block_size: int | None = 352,
+        max_ignored_fraction: float | None = 0.0,
     ) -> None:
         super().__init__()
         self.root = Path(root)
         self.domains = {name: dict(cfg) for name, cfg in domains.items()}
         self.mix = dict(mix)
         self.world = dict(world) if world is not None else None
-        self.patch_size = patch_size
-        self.pool_size = pool_size
+        # None: as the prepared domains were sampled (their samples.json), see
+        # landslide.data.prepared_samples.
+        sample = resolve_sample_settings(
+            self.root,
+            self.domains,
+            dict(
+                patch_size=patch_size,
+                pool_size=pool_size,
+                test_fraction=test_fraction,
+                seed=seed,
+                min_landslide_fraction=min_landslide_fraction,
+                split=split,
+                block_size=block_size,
+                max_ignored_fraction=max_ignored_fraction,
+            ),
+        )
+        self.patch_size: int = sample["patch_size"]
+        self.pool_size: int = sample["pool_size"]
         self.unknown_pool_size = unknown_pool_size
-        self.test_fraction = test_fraction
+        self.test_fraction: float = sample["test_fraction"]
         self.val_fraction = val_fraction
-        self.min_landslide_fraction = min_landslide_fraction
+        self.min_landslide_fraction: float = sample["min_landslide_fraction"]
         self.batch_size = batch_size
         self.num_workers = num_workers
-        self.seed = seed
+        self.seed: int = sample["seed"]
         self.bands = band_set(bands)
-        self.split = split
-        self.block_size = block_size
+        self.split: Split = sample["split"]
+        self.block_size: int = sample["block_size"]
+        self.max_ignored_fraction: float = sample["max_ignored_fraction"]
         self.augment = RandomDihedralFlips()
         # Benchmarks' patch folders (a ``patches:`` block, see landslide.data.patches).
         self.patch_domains: dict[str, PatchDomain] = patch_domains(self.domains, self.root)
@@ -184,6 +210,7 @@ class LandslideDataModule(L.LightningDataModule):
             min_landslide_fraction=self.min_landslide_fraction,
             split=self.split,
             block_size=self.block_size,
+            max_ignored_fraction=self.max_ignored_fraction,
         )
 
     def setup(self, stage: str | None = None) -> None:
@@ -200,7 +227,15 @@ class LandslideDataModule(L.LightningDataModule):
             if pool is None:
                 with rasterio.open(files.mask) as src:
                     mask = src.read(1)
-                pool = sample_pool(mask, spec, name=name)
+                try:
+                    pool = sample_pool(mask, spec, name=f"domain '{name}'", knobs="data.")
+                except PoolError as err:
+                    raise DataError(f"{files.mask}: {err}") from None
+                except ValueError as err:  # a scene smaller than a patch or a blocked split
+                    raise DataError(
+                        f"{files.mask}: {err}; use a smaller data.patch_size (and "
+                        "data.block_size for a blocked split)"
+                    ) from None
             else:
                 log.info("domain %s: using the saved sample index %s", name, files.samples)
             self.pools[name] = pool
