@@ -31,6 +31,7 @@ from landslide.data.patch_source import PatchConfigError, PatchSource
 from landslide.data.prepared_samples import fill_sample_settings
 from landslide.data.sampling import (
     blocked_test_mask,
+    domain_pool_size,
     mix_problems,
     train_part_size,
     validation_size,
@@ -86,6 +87,12 @@ class DomainSchema(Schema):
         "ib",
         default=None,
         pattern=r"^[A-Za-z0-9]+$",
+    )
+    pool_size: int | None = knob(
+        "null (data.pool_size) or an integer >= 1 (samples in this domain's pool)",
+        120,
+        default=None,
+        ge=1,
     )
     patches: dict[str, Any] | None = knob(
         "a patches block (a benchmark's patch folder, see landslide/data/patch_source.py)",
@@ -403,7 +410,9 @@ def _mix_problems(cfg: DictConfig, data: DataSchema) -> list[str]:
     problems = []
     base = _user_key(cfg, ["data", "mix"])
     roles = {name: domain.role for name, domain in data.domains.items()}
-    for name, reason in mix_problems(data.mix, roles, data.pool_size, data.test_fraction).items():
+    own = {n: d.pool_size for n, d in data.domains.items() if d.pool_size is not None}
+    reasons = mix_problems(data.mix, roles, data.pool_size, data.test_fraction, own)
+    for name, reason in reasons.items():
         problems.append(f"{_user_key(cfg, ['data', 'mix', name])}={data.mix[name]}: {reason}")
     if problems:
         return problems
@@ -507,11 +516,13 @@ def _raster_sizes(cfg: DictConfig, data: DataSchema) -> dict[str, tuple[int, int
 def _batch_problems(data: DataSchema, trainer: TrainerSchema) -> list[str]:
     """A fractional batch limit that Lightning would round down to no batch at all."""
     n_val = sum(validation_size(c, data.val_fraction) for c in data.mix.values())
-    test_sizes = [
-        data.pool_size - train_part_size(data.pool_size, data.test_fraction)
-        if d.role == KNOWN
-        else data.unknown_pool_size
+    pools = [
+        (d.role, domain_pool_size(d.model_dump(), data.pool_size, data.unknown_pool_size))
         for d in data.domains.values()
+    ]
+    test_sizes = [
+        size - train_part_size(size, data.test_fraction) if role == KNOWN else size
+        for role, size in pools
     ]
     stages = {
         "train": (trainer.limit_train_batches, [sum(data.mix.values()) - n_val]),

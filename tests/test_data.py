@@ -176,3 +176,16 @@ def test_band_subset_reads_those_bands(toy_domains: Path) -> None:
 def test_bad_split_or_bands_fail_early(toy_domains: Path, option: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         make_datamodule(toy_domains, {"alpha": 10}, **option)
+
+
+def test_a_domain_may_set_its_own_pool_size(toy_domains: Path) -> None:
+    """A small domain (a benchmark folder of a few hundred files) sets its own pool size;
+    the others keep data.pool_size, and a count beyond the small pool names its knob."""
+    domains = {**DOMAINS, "beta": {"role": "known", "pool_size": 20}}
+    options = dict(patch_size=32, pool_size=40, unknown_pool_size=10)
+    dm = LandslideDataModule(toy_domains, domains, {"alpha": 20, "beta": 14}, **options)
+    dm.setup()
+    assert (len(dm.pools["alpha"].train), len(dm.pools["alpha"].test)) == (28, 12)
+    assert (len(dm.pools["beta"].train), len(dm.pools["beta"].test)) == (14, 6)
+    with pytest.raises(ValueError, match=r"holds 14 \(data.domains.beta.pool_size=20 x"):
+        LandslideDataModule(toy_domains, domains, {"alpha": 20, "beta": 15}, **options)

@@ -22,6 +22,7 @@ from landslide.data.sampling import (
     PoolSpec,
     SamplePool,
     Split,
+    domain_pool_size,
     domain_seed,
     load_pool,
     mix_problems,
@@ -168,7 +169,8 @@ class LandslideDataModule(L.LightningDataModule):
             if not isinstance(count, int) or count < 0:
                 raise ValueError(f"domain_mix count for '{name}' must be an integer >= 0")
         roles = {name: cfg["role"] for name, cfg in self.domains.items()}
-        problems = mix_problems(self.mix, roles, self.pool_size, self.test_fraction)
+        own = {n: int(c["pool_size"]) for n, c in self.domains.items() if c.get("pool_size")}
+        problems = mix_problems(self.mix, roles, self.pool_size, self.test_fraction, own)
         if problems:
             raise ValueError(next(iter(problems.values())))
         if sum(self.mix.values()) == 0:
@@ -204,7 +206,7 @@ class LandslideDataModule(L.LightningDataModule):
         known = self.domains[name]["role"] == KNOWN
         return PoolSpec(
             patch_size=self.patch_size,
-            pool_size=self.pool_size if known else self.unknown_pool_size,
+            pool_size=domain_pool_size(self.domains[name], self.pool_size, self.unknown_pool_size),
             test_fraction=self.test_fraction if known else 1.0,
             seed=domain_seed(self.seed, name),
             min_landslide_fraction=self.min_landslide_fraction,

@@ -30,7 +30,7 @@ import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -446,8 +446,22 @@ def validation_size(count: int, val_fraction: float) -> int:
     return round(count * val_fraction)
 
 
+def domain_pool_size(domain: Mapping[str, Any], pool_size: int, unknown_pool_size: int) -> int:
+    """The samples in a domain's pool: the domain's own ``pool_size`` when its config sets
+    one (a benchmark folder may hold fewer files than the paper's 1000 samples), else
+    ``pool_size`` for a known domain and ``unknown_pool_size`` for an unknown one."""
+    own = domain.get("pool_size")
+    if own is not None:
+        return int(own)
+    return pool_size if domain.get("role", KNOWN) == KNOWN else unknown_pool_size
+
+
 def mix_problems(
-    mix: Mapping[str, int], roles: Mapping[str, str], pool_size: int, test_fraction: float
+    mix: Mapping[str, int],
+    roles: Mapping[str, str],
+    pool_size: int,
+    test_fraction: float,
+    own_pool_sizes: Mapping[str, int] | None = None,
 ) -> dict[str, str]:
     """Why counts of a domain mix cannot be drawn: domain name -> reason, in mix order.
 
@@ -458,9 +472,10 @@ def mix_problems(
         roles: each defined domain's role (:data:`~landslide.data.layout.KNOWN` or not).
         pool_size: patches in a known domain's pool.
         test_fraction: test share of a known domain's pool.
+        own_pool_sizes: pool sizes domains set in their own config (``pool_size``).
     """
     known = [name for name, role in roles.items() if role == KNOWN]
-    train_pool = train_part_size(pool_size, test_fraction)
+    own_pool_sizes = own_pool_sizes or {}
     problems = {}
     for name, count in mix.items():
         if name not in roles:
@@ -474,10 +489,13 @@ def mix_problems(
                 f"domain_mix takes training samples from '{name}', an unknown (test-only) "
                 f"domain; train on known domains ({', '.join(known)})"
             )
-        elif count > train_pool:
+        elif count > (
+            train_pool := train_part_size(own_pool_sizes.get(name, pool_size), test_fraction)
+        ):
+            knob = f"data.domains.{name}.pool_size" if name in own_pool_sizes else "data.pool_size"
             problems[name] = (
                 f"domain_mix asks for {count} '{name}' samples but its training pool holds "
-                f"{train_pool} (data.pool_size={pool_size} x (1 - "
-                f"data.test_fraction={test_fraction})); lower the count or raise data.pool_size"
+                f"{train_pool} ({knob}={own_pool_sizes.get(name, pool_size)} x (1 - "
+                f"data.test_fraction={test_fraction})); lower the count or raise {knob}"
             )
     return problems
