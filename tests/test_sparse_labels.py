@@ -5,6 +5,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from landslide.bands import BANDS
@@ -108,6 +110,10 @@ def sparse_domain(root: Path, name: str, spec: PoolSpec, size: int = 256) -> Non
     mask = sparse_mask(size)
     stack = rng.normal(0.0, 0.1, (len(BANDS), size, size)).astype(np.float32)
     stack[0] += 2.0 * (mask == LANDSLIDE)
+    # No imagery along the left edge (an export's border): NaN in the stack, ignored in the
+    # mask, and inside windows that may hold ignored pixels.
+    stack[:, :, :12] = np.nan
+    mask[:, :12] = IGNORED
     files = write_rasters(root / name, stack, mask)
     save_pool(files.samples, sample_pool(mask, spec, name=name), spec)
 
@@ -153,6 +159,11 @@ def test_a_sparsely_labelled_domain_trains_with_the_settings_it_was_prepared_wit
     datamodule.setup()
     saved = load_pool(tmp_path / "prepared" / "sparse" / "samples.json", spec_as_prepared("sparse"))
     assert datamodule.pools["sparse"] == saved
+    assert any(p.col < 12 for p in saved.train)  # windows over the missing imagery
+    batch = next(iter(datamodule.train_dataloader()))
+    assert torch.isfinite(batch["image"]).all()  # missing pixels read 0, not NaN
+    task = instantiate(cfg.task, test_domains=["sparse"])
+    assert torch.isfinite(task._step(batch)[1])
     metrics = train(cfg)
     scores = {k: v for k, v in metrics.items() if k.startswith("test/sparse/")}
     assert len(scores) >= 5 and all(np.isfinite(v) for v in scores.values())

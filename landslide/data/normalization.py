@@ -129,7 +129,10 @@ def compute_band_stats(stack: Path, bands: tuple[str, ...]) -> BandStats:
 class MinMaxNormalize:
     """Scale each band of ``sample["image"]`` to [0, 1] with a domain's min and max.
 
-    A sample transform for torchgeo datasets. Bands with a constant value map to 0.
+    A sample transform for torchgeo datasets. Bands with a constant value map to 0. A pixel
+    missing in any band (NaN: no imagery there, ignored in the mask) reads 0 in every band,
+    as :mod:`landslide.mapping.predict` feeds such pixels, so a window holding some stays
+    finite through the network; the loss and metrics skip those pixels.
     """
 
     def __init__(self, stats: BandStats) -> None:
@@ -141,5 +144,7 @@ class MinMaxNormalize:
         self.span = span[:, None, None]
 
     def __call__(self, sample: dict[str, Tensor]) -> dict[str, Tensor]:
-        sample["image"] = (sample["image"] - self.lo) / self.span
+        image = (sample["image"] - self.lo) / self.span
+        missing = ~torch.isfinite(image).all(dim=-3, keepdim=True)
+        sample["image"] = image.masked_fill(missing, 0.0)
         return sample
