@@ -164,7 +164,14 @@ def write_landslide4sense(
         "nir",
         "red",
     ]
-    for i, (rows, cols) in enumerate(patches(size, 80, rng, (128, 129)), start=1):
+    kinds = {True: 0, False: 0}
+    i = 0
+    for rows, cols in patches(size, 2000, rng, (128, 129)):
+        positive = bool(mask[rows, cols].any())
+        if kinds[positive] >= 40:  # 40 with landslides, 40 without
+            continue
+        kinds[positive] += 1
+        i += 1
         image = np.stack(
             [post[c][rows, cols] for c in colour_of]
             + [band(stack, "slope")[rows, cols], dem[rows, cols]],

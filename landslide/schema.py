@@ -500,7 +500,9 @@ def _raster_sizes(cfg: DictConfig, data: DataSchema) -> dict[str, tuple[int, int
     sizes: dict[str, tuple[int, int]] = {}
     if root is None:
         return sizes
-    for name in data.domains:
+    for name, domain in data.domains.items():
+        if domain.patches is not None:
+            continue  # a folder of patch files has no grid; each file is cropped or padded
         mask = DomainFiles(Path(str(root)) / name).mask
         try:
             with rasterio.open(mask) as src:

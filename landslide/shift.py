@@ -118,12 +118,37 @@ def mix_to_scene_mmd(
         seed: seed of every draw.
         device: where the kernels are computed; None picks a GPU when there is one.
     """
+    target = scene_images(scene, max_patches, datamodule.patch_size, datamodule.bands, seed)
+    return _mix_mmd(datamodule, target, max_patches, pixels, seed, device)
+
+
+def mix_to_domain_mmd(
+    datamodule: LandslideDataModule,
+    target: str,
+    max_patches: int = 300,
+    pixels: int = 2000,
+    seed: int = 0,
+    device: str | None = None,
+) -> dict[str, float]:
+    """:func:`mix_to_scene_mmd` with one of the DataModule's own domains as the scene: random
+    windows of a raster domain, the test files of a patch-folder domain (whose files are
+    not one scene to draw windows from)."""
+    if target not in datamodule.patch_domains:
+        return mix_to_scene_mmd(
+            datamodule, datamodule.files(target), max_patches, pixels, seed, device
+        )
+    images = _images({target: datamodule.pools[target].test}, datamodule.dataset, max_patches, seed)
+    return _mix_mmd(datamodule, images, max_patches, pixels, seed, device)
+
+
+def _mix_mmd(
+    datamodule: LandslideDataModule,
+    target: Tensor,
+    max_patches: int,
+    pixels: int,
+    seed: int,
+    device: str | None,
+) -> dict[str, float]:
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     source = training_images(datamodule, max_patches, seed).to(device)
-    target = scene_images(scene, max_patches, datamodule.patch_size, datamodule.bands, seed)
     return per_band_mmd(source, target.to(device), datamodule.bands, pixels=pixels, seed=seed)
-
-
-def mix_to_domain_mmd(datamodule: LandslideDataModule, target: str, **kwargs) -> dict[str, float]:
-    """:func:`mix_to_scene_mmd` with one of the DataModule's own domains as the scene."""
-    return mix_to_scene_mmd(datamodule, datamodule.files(target), **kwargs)

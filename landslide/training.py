@@ -150,8 +150,9 @@ def _fit_and_test(
 
 def metrics_table(metrics: dict[str, float], domains: list[str]) -> str:
     """Test metrics as a plain-text table, one row per domain."""
-    rows = [f"{'domain':<12}" + "".join(f"{n:>10}" for n in METRICS)]
+    width = max([12, *(len(d) + 1 for d in domains)])
+    rows = [f"{'domain':<{width}}" + "".join(f"{n:>10}" for n in METRICS)]
     for domain in domains:
         values = (metrics.get(f"test/{domain}/{n}", float("nan")) for n in METRICS)
-        rows.append(f"{domain:<12}" + "".join(f"{v:>10.4f}" for v in values))
+        rows.append(f"{domain:<{width}}" + "".join(f"{v:>10.4f}" for v in values))
     return "\n".join(rows)

@@ -21,7 +21,7 @@ from landslide.data.patches import FilePatch, PatchDomain
 from landslide.data.sampling import PoolSpec
 from landslide.errors import ConfigError, DataError
 from landslide.schema import validate_train_config
-from landslide.shift import training_images
+from landslide.shift import mix_to_domain_mmd, training_images
 from landslide.training import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -158,6 +158,10 @@ def test_bijie_png_folder_trains_in_a_mix_and_is_tested(
     images = training_images(datamodule, max_patches=300)
     assert images.shape == (20, 3, 32, 32)
     assert 0.0 <= float(images.min()) and float(images.max()) <= 1.0
+    # Bijie as the MMD's target: its test files stand for the scene.
+    distances = mix_to_domain_mmd(datamodule, "bijie", pixels=500)
+    assert set(distances) == {"post_red", "post_green", "post_blue"}
+    assert all(value >= 0.0 for value in distances.values())
 
 
 def test_l4s_hdf5_folder_trains_with_terrain_and_ndvi(

@@ -515,8 +515,9 @@ class PatchDomain:
         where = f" in patches.split.{parts[0]}" if len(parts) == 1 else ""
         return (
             f"domain '{self.source.domain}': only {have} labelled patch files {kind}{where}, "
-            f"{wanted} needed for a pool of {spec.pool_size} (data.pool_size, or "
-            "data.unknown_pool_size for a test-only domain); lower it or add files"
+            f"{wanted} needed for a pool of {spec.pool_size}; lower "
+            f"data.domains.{self.source.domain}.pool_size (the domain's own, else "
+            "data.pool_size or, for a test-only domain, data.unknown_pool_size) or add files"
         )
 
     @staticmethod

@@ -281,7 +281,11 @@ def _shortage(
         fixes.append(
             f"a higher {knobs}max_ignored_fraction (now {max_ignored_fraction:g}) for sparse labels"
         )
-    fixes.append("a larger scene")
+    fixes.append(
+        "a larger area (aoi=...) or finer pixels (grid.res)"
+        if knobs == "samples."
+        else "a larger scene"
+    )
     return (
         f"{name}: only {found} {kind} {size} px windows, {wanted} needed (scene {width}x"
         f"{height} px, {ignored_share:.1%} ignored, landslides on {landslide_share:.2%} of "
