@@ -27,3 +27,7 @@ class TrackingError(UserError):
 
 class UnsafeLoadError(UserError):
     """A checkpoint or stored config that names code outside this package."""
+
+
+class TrainingDiverged(UserError):
+    """A validation loss that is not finite: NaN inputs or a diverged optimisation."""

@@ -18,6 +18,7 @@ from torchmetrics.classification import (
 )
 
 from landslide.data.layout import IGNORED
+from landslide.errors import TrainingDiverged
 from landslide.safe_loading import instantiate_trusted
 
 
@@ -77,6 +78,7 @@ class SegmentationTask(L.LightningModule):
         self.configure_losses()
         self.configure_metrics()
         self.figure_batches: dict[str, dict[str, Tensor]] = {}
+        self._val_losses_finite: Tensor | None = None
 
     def configure_models(self) -> None:
         # A checkpoint names its network: build only a class of this package, so a crafted
@@ -117,6 +119,27 @@ class SegmentationTask(L.LightningModule):
         self.val_metrics.update(logits.sigmoid(), batch["mask"].long())
         self.log("val/loss", loss, on_epoch=True, prog_bar=True, batch_size=len(logits))
         self.log_dict(self.val_metrics, on_epoch=True, batch_size=len(logits))
+        # Kept on the device and read once an epoch: no host sync per step.
+        finite = torch.isfinite(loss).all()
+        self._val_losses_finite = (
+            finite if self._val_losses_finite is None else self._val_losses_finite & finite
+        )
+
+    def on_validation_epoch_end(self) -> None:
+        """Stop a run whose validation loss is NaN or infinite, rather than keep a model
+        that predicts nothing as its "best" checkpoint and mark the run complete.
+
+        Raises:
+            TrainingDiverged: naming the epoch and what to check.
+        """
+        finite, self._val_losses_finite = self._val_losses_finite, None
+        if finite is not None and not self.trainer.sanity_checking and not bool(finite):
+            raise TrainingDiverged(
+                f"val/loss is not finite at epoch {self.current_epoch}: the model's inputs "
+                "hold NaN or infinite values outside ignored pixels, or training diverged; "
+                "check the domains' stacks and stats.json (prepare.py writes NaN only where "
+                "the mask is 255), or lower task.lr"
+            )
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
         domain = self.test_domains[dataloader_idx]

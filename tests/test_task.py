@@ -106,3 +106,35 @@ def test_ignored_pixels_change_neither_loss_nor_metrics() -> None:
     labelled = ~ignored
     alone = scores(logits[labelled].reshape(1, 1, -1), mask[labelled].reshape(1, 1, -1))
     assert scores(logits, sparse) == pytest.approx(alone, abs=1e-5)
+
+
+def test_a_nan_validation_loss_stops_the_run_with_one_line(tmp_path) -> None:
+    """NaN inputs on labelled pixels make the loss NaN: the run stops at the end of the
+    first validation instead of keeping a "best" checkpoint that predicts nothing."""
+    import lightning as L
+    from torch.utils.data import DataLoader
+
+    from landslide.errors import TrainingDiverged
+
+    def batches(nan: bool) -> DataLoader:
+        image = torch.rand(4, 10, 32, 32)
+        if nan:
+            image[:, 0, :4, :4] = float("nan")
+        mask = (torch.rand(4, 32, 32) > 0.5).float()
+        items = [{"image": image[i], "mask": mask[i]} for i in range(4)]
+        return DataLoader(items, batch_size=2)
+
+    task = SegmentationTask(net=TINY_NET)
+    trainer = L.Trainer(
+        max_epochs=2,
+        accelerator="cpu",
+        default_root_dir=tmp_path,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    with pytest.raises(TrainingDiverged) as err:
+        trainer.fit(task, batches(nan=False), batches(nan=True))
+    assert str(err.value).startswith("val/loss is not finite at epoch 0:")
+    assert "\n" not in str(err.value)
