@@ -32,7 +32,7 @@ from mlflow.entities import Run
 from omegaconf import DictConfig, OmegaConf
 
 from landslide.errors import ConfigError
-from landslide.report.paper import METRICS
+from landslide.metrics import METRICS
 
 log = logging.getLogger(__name__)
 

@@ -8,33 +8,11 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from segmentation_models_pytorch.losses import DiceLoss
 from torch import Tensor, nn
-from torchmetrics import MetricCollection
-from torchmetrics.classification import (
-    BinaryF1Score,
-    BinaryJaccardIndex,
-    BinaryMatthewsCorrCoef,
-    BinaryPrecision,
-    BinaryRecall,
-)
 
 from landslide.data.layout import IGNORED
 from landslide.errors import TrainingDiverged
+from landslide.metrics import landslide_metrics
 from landslide.safe_loading import instantiate_trusted
-
-
-def landslide_metrics(threshold: float = 0.5, ignore_index: int = IGNORED) -> MetricCollection:
-    """The paper's five pixel metrics for the landslide class; target pixels equal to
-    ``ignore_index`` (unlabelled, :data:`~landslide.data.layout.IGNORED`) count for nothing."""
-    options = {"threshold": threshold, "ignore_index": ignore_index}
-    return MetricCollection(
-        {
-            "precision": BinaryPrecision(**options),
-            "recall": BinaryRecall(**options),
-            "f1": BinaryF1Score(**options),
-            "mcc": BinaryMatthewsCorrCoef(**options),
-            "iou": BinaryJaccardIndex(**options),
-        }
-    )
 
 
 class SegmentationTask(L.LightningModule):

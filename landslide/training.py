@@ -24,8 +24,8 @@ from landslide.lifecycle import (
     setting_runs,
     supervised,
 )
+from landslide.metrics import METRICS
 from landslide.mlflow_store import get_or_create_experiment, open_store, sqlite_path
-from landslide.report.paper import METRICS
 from landslide.schema import name_mix_after_counts, validate_train_config
 from landslide.task import SegmentationTask
 from landslide.tracking import log_config, log_prediction_figures, log_weights

@@ -24,7 +24,8 @@ from landslide.mapping.predict import DIHEDRAL, predict_batch, probability_strip
 from landslide.mapping.scene import open_scene
 from landslide.mapping.vectorize import StreamingVectorizer
 from landslide.mapping.windows import WindowGrid, taper, window_starts
-from landslide.task import SegmentationTask, landslide_metrics
+from landslide.metrics import landslide_metrics
+from landslide.task import SegmentationTask
 
 TINY_NET = {
     "_target_": "landslide.models.ResUSENet",

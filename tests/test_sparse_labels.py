@@ -170,7 +170,9 @@ def test_a_sparsely_labelled_domain_trains_with_the_settings_it_was_prepared_wit
     assert 0.0 <= metrics["test/sparse/f1"] <= 1.0
 
 
-def test_prepared_settings_disagreeing_or_overridden_give_one_line(tmp_path: Path) -> None:
+def test_prepared_settings_disagreeing_or_overridden_give_one_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     root = tmp_path / "prepared"
     sparse_domain(root, "a", spec_as_prepared("a"))
     sparse_domain(root, "b", spec_as_prepared("b", patch_size=48))
@@ -190,3 +192,5 @@ def test_prepared_settings_disagreeing_or_overridden_give_one_line(tmp_path: Pat
     message = str(err.value)
     assert "\n" not in message and message.startswith(f"{root / 'a' / 'mask.tif'}: domain 'a'")
     assert "data.max_ignored_fraction (now 0)" in message and "data.pool_size" in message
+    # The saved index was not used, and the log says why.
+    assert "drawn with other settings (max_ignored_fraction 0.999 -> 0)" in caplog.text

@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from landslide.task import SegmentationTask, landslide_metrics
+from landslide.metrics import landslide_metrics
+from landslide.task import SegmentationTask
 
 TINY_NET = {
     "_target_": "landslide.models.ResUSENet",

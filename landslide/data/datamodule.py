@@ -2,6 +2,7 @@
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from landslide.data.sampling import (
     domain_seed,
     load_pool,
     mix_problems,
+    read_saved_spec,
     sample_pool,
     validation_size,
 )
@@ -226,6 +228,20 @@ class LandslideDataModule(L.LightningDataModule):
             files, spec = self.files(name), self.pool_spec(name)
             stack_stats(files, self.bands)
             pool = load_pool(files.samples, spec)
+            saved = read_saved_spec(files.samples)
+            if pool is None and saved is not None:
+                changed = [
+                    f"{k} {saved.get(k)} -> {v}"
+                    for k, v in asdict(spec).items()
+                    if saved.get(k) != v
+                ]
+                log.warning(
+                    "domain %s: the saved sample index %s was drawn with other settings (%s); "
+                    "drawing the pool again from the mask",
+                    name,
+                    files.samples,
+                    ", ".join(changed),
+                )
             if pool is None:
                 with rasterio.open(files.mask) as src:
                     mask = src.read(1)

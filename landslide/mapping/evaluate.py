@@ -1,6 +1,6 @@
 """How good a landslide map is against a reference: pixel and object-level metrics.
 
-Pixel metrics are the paper's five (:func:`landslide.task.landslide_metrics`, torchmetrics)
+Pixel metrics are the paper's five (:func:`landslide.metrics.landslide_metrics`, torchmetrics)
 over every labelled pixel of the scene. Mapping agencies also count landslides: the share
 of reference landslides the map detects and the share of mapped polygons that are real,
 both by size class, under an overlap rule. Polygons of each side are matched through a

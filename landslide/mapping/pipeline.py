@@ -44,7 +44,7 @@ from landslide.mapping.overview import read_preview, render_html, render_png
 from landslide.mapping.predict import probability_strips, resolve_device
 from landslide.mapping.scene import Scene
 from landslide.mapping.vectorize import StreamingVectorizer
-from landslide.task import landslide_metrics
+from landslide.metrics import landslide_metrics
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,6 @@ from pathlib import Path
 import pandas as pd
 
 HERE = Path(__file__).resolve().parent
-METRICS: tuple[str, ...] = ("precision", "recall", "f1", "mcc", "iou")
 #: The paper's MMD columns (Sentinel-2 band numbers) to our band names.
 MMD_BANDS: dict[str, str] = {
     "pre_ndvi": "pre_ndvi",

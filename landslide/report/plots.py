@@ -9,7 +9,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from landslide.bands import BANDS  # noqa: E402
-from landslide.report.paper import METRICS  # noqa: E402
+from landslide.metrics import METRICS  # noqa: E402
 
 
 def metric_bars(table: pd.DataFrame, title: str) -> Figure:

@@ -8,8 +8,8 @@ import matplotlib.pyplot as plt
 import mlflow
 import pandas as pd
 
+from landslide.metrics import METRICS
 from landslide.mlflow_store import get_or_create_experiment
-from landslide.report.paper import METRICS
 from landslide.report.plots import metric_bars, mmd_heatmaps, ratio_curve
 from landslide.report.tables import (
     METRIC_TABLES,

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 
 from landslide.bands import BANDS
-from landslide.report.paper import METRICS, paper_mmd, paper_other_results, paper_tables
+from landslide.metrics import METRICS
+from landslide.report.paper import paper_mmd, paper_other_results, paper_tables
 
 #: The network used where the paper does not name one (its extreme-ratio figures).
 DEFAULT_NETWORK = "resu_senet"
