@@ -56,6 +56,7 @@ VOLATILE_KEYS: tuple[str, ...] = (
     "paths",
     "resume",
     "force",
+    "optimized_metric",
     "trainer.default_root_dir",
     "trainer.enable_progress_bar",
     "trainer.enable_model_summary",

@@ -37,6 +37,7 @@ from landslide.data.sampling import (
     validation_size,
 )
 from landslide.errors import ConfigError
+from landslide.metrics import METRICS
 
 #: Lightning's seed range (``seed_everything`` refuses others).
 MAX_SEED = 2**32 - 1
@@ -164,6 +165,9 @@ class TrainSchema(Schema):
         default=False,
     )
     force: bool = knob("true or false", "true", default=False)
+    optimized_metric: str = knob(
+        "val/loss or test/<domain>/<metric or loss>", "val/loss", default="val/loss"
+    )
     data: DataSchema
     trainer: TrainerSchema
     task: TaskSchema
@@ -211,6 +215,8 @@ def validate_train_config(cfg: DictConfig) -> None:
             problems += _batch_problems(data, trainer)
     if trainer is not None:
         problems += _trainer_problems(trainer)
+    if data is not None and "optimized_metric" not in failed:
+        problems += _optimized_metric_problems(cfg, data)
     if problems:
         lines = [" ".join(p.splitlines()) for p in dict.fromkeys(problems)]  # one line each
         raise ConfigError("\n".join(lines))
@@ -513,6 +519,25 @@ def _raster_sizes(cfg: DictConfig, data: DataSchema) -> dict[str, tuple[int, int
         except (OSError, rasterio.errors.RasterioError):
             continue
     return sizes
+
+
+def recorded_metrics(domains: Sequence[str]) -> list[str]:
+    """The metric names a training run returns: ``val/loss`` (the kept checkpoint's) and
+    ``test/<domain>/<metric or loss>``."""
+    return ["val/loss"] + [f"test/{d}/{m}" for d in domains for m in (*METRICS, "loss")]
+
+
+def _optimized_metric_problems(cfg: DictConfig, data: DataSchema) -> list[str]:
+    """An ``optimized_metric`` no run records (a sweeper would optimise NaN)."""
+    metric = OmegaConf.select(cfg, "optimized_metric", default="val/loss")
+    if metric in recorded_metrics(list(data.domains)):
+        return []
+    first = next(iter(data.domains), "<domain>")
+    return [
+        f"optimized_metric={metric}: not a metric a run records; use val/loss (the lowest "
+        f"validation loss) or test/<domain>/<metric or loss>, e.g. test/{first}/f1 "
+        f"(metrics: {', '.join(METRICS)})"
+    ]
 
 
 def _batch_problems(data: DataSchema, trainer: TrainerSchema) -> list[str]:

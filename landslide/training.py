@@ -144,6 +144,8 @@ def _fit_and_test(
     log_prediction_figures(logger, task.figure_batches, cfg.task.threshold, datamodule.bands)
     run.complete()
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    # The selection criterion: the kept checkpoint's (lowest) validation loss.
+    metrics[checkpoint.monitor] = float(checkpoint.best_model_score)
     log.info("Test metrics of %s:\n%s", run.name, metrics_table(metrics, task.test_domains))
     return metrics
 

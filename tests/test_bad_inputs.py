@@ -113,6 +113,11 @@ CASES: dict[str, Case] = {
     "patch larger than the world": Case(
         ["data.patch_size=2000"], r"data\.patch_size=2000: larger than .*"
     ),
+    "unknown optimised metric": Case(
+        ["optimized_metric=test/palu/f2"],
+        r"optimized_metric=test/palu/f2: not a metric a run records; use val/loss .*"
+        r"e\.g\. test/iburi/f1 .*",
+    ),
     "no validation batches": Case(
         ["+trainer.limit_val_batches=0"], r"trainer\.limit_val_batches=0: .*validation.*"
     ),

@@ -67,6 +67,9 @@ def test_train_logs_params_metrics_and_artifacts(
     assert run.data.params["data.world.generator_version"] == str(GENERATOR_VERSION)
     for key in ["train/loss", "val/loss"] + [f"test/{d}/{m}" for d in DOMAINS for m in METRICS]:
         assert key in run.data.metrics, key
+    # train() returns the kept checkpoint's validation loss: the lowest one logged.
+    history = client.get_metric_history(run.info.run_id, "val/loss")
+    assert metrics["val/loss"] == pytest.approx(min(m.value for m in history))
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"config.yaml", "checkpoints", "figures"} <= artifacts
     figures = {a.path for a in client.list_artifacts(run.info.run_id, "figures")}
