@@ -176,13 +176,13 @@ def default_palu() -> Path:
 def full_size_palu() -> Path:
     from omegaconf import OmegaConf
 
-    from landslide.world import WorldParams, domain_seed, generate_domain
+    from landslide.world import WorldParams, generate_domain, simulation_seed
 
     target = ROOT / "data" / "full_world" / "palu"
     if not DomainFiles(target).stack.is_file():
         cfg = OmegaConf.load(ROOT / "conf" / "domain" / "palu.yaml")
         size = WorldParams.from_mapping(cfg.world).full_size_px()
-        generate_domain(cfg, cfg.world, target, size, domain_seed(0, "palu"))
+        generate_domain(cfg, cfg.world, target, size, simulation_seed(0, "palu"))
     return target
 
 

@@ -15,7 +15,7 @@ from landslide.bands import BANDS
 from landslide.data.layout import DomainFiles
 from landslide.data.normalization import BandStats
 from landslide.features import hillshade, ndvi, slope_degrees, sun_position
-from landslide.world import WorldParams, domain_seed, ensure_world, generate_domain
+from landslide.world import WorldParams, ensure_world, generate_domain, simulation_seed
 from landslide.world import generator as world_generator
 from landslide.world.noise import NoiseField
 
@@ -222,8 +222,8 @@ def test_same_seed_is_identical_and_another_differs(tmp_path: Path) -> None:
 
 
 def test_domain_seed_is_stable_and_distinct() -> None:
-    assert domain_seed(0, "iburi") == 3920597764130046905  # same in every process
-    seeds = {domain_seed(s, n) for s in (0, 1) for n in NAMES}
+    assert simulation_seed(0, "iburi") == 3920597764130046905  # same in every process
+    seeds = {simulation_seed(s, n) for s in (0, 1) for n in NAMES}
     assert len(seeds) == 2 * len(NAMES)
 
 

@@ -2,10 +2,10 @@
 
 from landslide.world.generator import (
     GENERATOR_VERSION,
-    domain_seed,
     ensure_world,
     generate_domain,
+    simulation_seed,
 )
 from landslide.world.params import WorldParams
 
-__all__ = ["GENERATOR_VERSION", "WorldParams", "domain_seed", "ensure_world", "generate_domain"]
+__all__ = ["GENERATOR_VERSION", "WorldParams", "ensure_world", "generate_domain", "simulation_seed"]

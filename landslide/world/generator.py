@@ -108,8 +108,9 @@ _ROAD_HALF_PX = 0.5
 _ROAD_COVER = 0.8
 
 
-def domain_seed(seed: int, name: str) -> int:
-    """A domain's own seed, derived deterministically from the world seed and its name.
+def simulation_seed(seed: int, name: str) -> int:
+    """The seed of one simulated domain, derived from the world seed and its name (the
+    sample pools have their own, :func:`landslide.data.sampling.domain_seed`).
 
     Uses :class:`numpy.random.SeedSequence` over ``(seed, crc32(name))``; Python's ``hash()``
     is randomised per process and would not do.
@@ -132,7 +133,7 @@ def world_record(domain: Mapping[str, Any], world: Mapping[str, Any], size: int,
         domain: the domain config (name, crs, epicentre, dates; ``role`` is not part of it).
         world: the domain's generator parameters.
         size: grid side in pixels.
-        seed: the domain's seed (see :func:`domain_seed`).
+        seed: the domain's seed (see :func:`simulation_seed`).
 
     Returns:
         A JSON-compatible dict; two calls agree exactly when the output would be identical.
@@ -217,7 +218,7 @@ def ensure_world(
         domains: domain configs by name (``conf/domain/*.yaml``).
         worlds: generator parameters by domain name (the configs' ``world`` blocks).
         size: grid side in pixels.
-        seed: world seed; each domain derives its own with :func:`domain_seed`.
+        seed: world seed; each domain derives its own with :func:`simulation_seed`.
 
     Returns:
         The files of every domain, by name.
@@ -236,7 +237,7 @@ def ensure_world(
                 f"conf/domain/{name}.yaml"
             )
         files = DomainFiles(root / name)
-        dseed = domain_seed(seed, name)
+        dseed = simulation_seed(seed, name)
         stale = _stale(files, world_record(domain, worlds[name], size, dseed))
         if stale is None:
             logger.debug("world: reusing domain %s", name)
