@@ -6,12 +6,12 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from unittest import mock
 from urllib.parse import urlparse
 
 import mlflow
 import requests
 from filelock import FileLock
+from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
 from mlflow.exceptions import MlflowException
 from sqlalchemy.engine import make_url
 
@@ -37,8 +37,16 @@ def get_or_create_experiment(
 @contextmanager
 def quiet_artifact_transfers() -> Iterator[None]:
     """No progress bar per artifact up- or download: one per small file buries the log."""
-    with mock.patch.dict(os.environ, {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}):
+    name = MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name
+    previous = os.environ.get(name)
+    os.environ[name] = "false"
+    try:
         yield
+    finally:
+        if previous is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = previous
 
 
 #: Seconds to wait for a tracking server before saying it is unreachable.

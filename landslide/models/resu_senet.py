@@ -3,7 +3,7 @@
 Yang et al., "A Generalized Deep Learning-Based Method for Rapid Co-Seismic Landslide
 Mapping", IEEE JSTARS 2024, Section III-A, Fig. 3 and Table III.
 
-Reading of Table III implemented here (see ``shared/reference/table3_reading.md``): the
+Our reading of Table III, which is garbled in print, implemented here: the
 ResU-Net of Zhang, Liu & Wang (2018) with widths 64 @ 88, 128 @ 44, 256 @ 22 and a
 512-channel bridge @ 11 (three stride-2 steps), and decoder residual units of 256, 128 and
 64 channels (the reversed encoder widths). One SE module (Hu et al. 2018, r = 16) sits on
