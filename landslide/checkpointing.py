@@ -12,6 +12,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from landslide.lifecycle import Interrupts
 from landslide.safe_loading import load_checkpoint
 
 #: Key of the MLflow run id in every checkpoint this project writes.
@@ -103,6 +104,36 @@ class RunState(Callback):
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
         checkpoint[RUN_ID_KEY] = self.run_id
+
+
+class StopAtBatchEnd(Callback):
+    """Let SIGINT and SIGTERM stop the fit and test loops only at a batch end.
+
+    While the loops run, :class:`~landslide.lifecycle.Interrupts` only note a signal, and
+    this raises it after the batch, outside any MLflow store write (a signal striking inside
+    one could leave the store locked, so the run could not be marked KILLED).
+    """
+
+    def __init__(self, interrupts: Interrupts) -> None:
+        self.interrupts = interrupts
+
+    def _defer(self, *args: Any) -> None:
+        self.interrupts.deferred = True
+
+    def _resume_at_once(self, *args: Any) -> None:
+        self.interrupts.deferred = False
+        self.interrupts.check()
+
+    def _check(self, *args: Any, **kwargs: Any) -> None:
+        self.interrupts.check()
+
+    def _undefer(self, *args: Any) -> None:
+        self.interrupts.deferred = False
+
+    on_fit_start = on_test_start = _defer
+    on_fit_end = on_test_end = _resume_at_once
+    on_train_batch_end = on_validation_batch_end = on_test_batch_end = _check
+    on_exception = _undefer  # whatever stops the loops, signals act at once again
 
 
 def checkpoint_run_id(path: str | Path) -> str | None:

@@ -113,6 +113,38 @@ class RunInterrupted(BaseException):  # noqa: N818 - a signal, like KeyboardInte
         self.signum = signum
 
 
+class Interrupts:
+    """Where a SIGINT or SIGTERM may stop a run.
+
+    Raised at once, a signal can strike in the middle of an MLflow store write (the logger
+    writes metrics while training); the interrupted transaction may then keep the SQLite
+    store locked, and marking the run KILLED fails. While :attr:`deferred` (the fit and test
+    loops, see :class:`landslide.checkpointing.StopAtBatchEnd`), a signal is only noted and
+    :meth:`check` raises it at the next batch end, between writes.
+    """
+
+    def __init__(self) -> None:
+        self.deferred = False
+        self.pending: int | None = None
+
+    def receive(self, signum: int, frame: object) -> None:
+        """The signal handler."""
+        if self.deferred:
+            self.pending = signum
+            return
+        raise RunInterrupted(signum)
+
+    def check(self) -> None:
+        """Raise a signal noted while deferred.
+
+        Raises:
+            RunInterrupted: if one was.
+        """
+        if self.pending is not None:
+            self.deferred = False
+            raise RunInterrupted(self.pending)
+
+
 @dataclass
 class TrainingRun:
     """An MLflow run owned by this process, and where its checkpoints live.
@@ -366,26 +398,31 @@ def _is_locked(lock_path: str) -> bool:
 
 
 @contextmanager
-def supervised(run: TrainingRun) -> Iterator[None]:
+def supervised(run: TrainingRun) -> Iterator[Interrupts]:
     """End ``run`` honestly whatever happens inside the block.
 
     SIGINT and SIGTERM raise :class:`RunInterrupted` (the run ends KILLED and the process
-    exits 128 + signal); any other exception ends it FAILED with the error as a tag and
+    exits 128 + signal), at once or, while the yielded :class:`Interrupts` are deferred, at
+    the next batch end; any other exception ends it FAILED with the error as a tag and
     propagates. Completion is the block's own job (:meth:`TrainingRun.complete`).
     """
     signals = (signal.SIGINT, signal.SIGTERM)
     main_thread = threading.current_thread() is threading.main_thread()
     previous = {s: signal.getsignal(s) for s in signals} if main_thread else {}
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise RunInterrupted(signum)
-
+    interrupts = Interrupts()
     for s in previous:
-        signal.signal(s, interrupt)
+        signal.signal(s, interrupts.receive)
     try:
-        yield
-    except (RunInterrupted, KeyboardInterrupt) as err:
-        signum = getattr(err, "signum", signal.SIGINT)
+        yield interrupts
+    except BaseException as err:
+        # A signal noted while deferred may also surface as Lightning's own SIGTERMException
+        # (a SystemExit it raises at its safe points): still an interruption.
+        signum = getattr(err, "signum", None) or interrupts.pending
+        if signum is None and isinstance(err, KeyboardInterrupt):
+            signum = signal.SIGINT
+        if signum is None:
+            _end_quietly(run, "FAILED", one_line(err))
+            raise
         name = signal.Signals(signum).name
         _end_quietly(run, "KILLED", f"interrupted by {name}")
         log.error(
@@ -395,9 +432,6 @@ def supervised(run: TrainingRun) -> Iterator[None]:
             name,
         )
         raise SystemExit(128 + signum) from None
-    except BaseException as err:
-        _end_quietly(run, "FAILED", one_line(err))
-        raise
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)

@@ -10,12 +10,18 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from omegaconf import DictConfig
 
-from landslide.checkpointing import AtomicCheckpointIO, RunState, checkpoint_run_id
+from landslide.checkpointing import (
+    AtomicCheckpointIO,
+    RunState,
+    StopAtBatchEnd,
+    checkpoint_run_id,
+)
 from landslide.config import in_multirun
 from landslide.data.datamodule import LandslideDataModule
 from landslide.lifecycle import (
     OUTPUT_DIR,
     RESUMED_FROM,
+    Interrupts,
     TrainingRun,
     check_resumable,
     claim_run,
@@ -95,8 +101,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         checkpoint_root=Path(cfg.callbacks.model_checkpoint.dirpath),
         resume=cfg.resume,
     )
-    with supervised(run):
-        return _fit_and_test(cfg, run, datamodule)
+    with supervised(run) as interrupts:
+        return _fit_and_test(cfg, run, datamodule, interrupts)
 
 
 def skips_finished(cfg: DictConfig) -> bool:
@@ -108,7 +114,7 @@ def skips_finished(cfg: DictConfig) -> bool:
 
 
 def _fit_and_test(
-    cfg: DictConfig, run: TrainingRun, datamodule: LandslideDataModule
+    cfg: DictConfig, run: TrainingRun, datamodule: LandslideDataModule, interrupts: Interrupts
 ) -> dict[str, float]:
     task: SegmentationTask = build(
         cfg.task, test_domains=datamodule.test_domains, bands=list(datamodule.bands)
@@ -117,7 +123,7 @@ def _fit_and_test(
     callbacks: list[Callback] = [build(c) for c in cfg.callbacks.values()]
     checkpoint = next(c for c in callbacks if isinstance(c, ModelCheckpoint))
     checkpoint.dirpath = str(run.checkpoint_dir)
-    callbacks.append(RunState(run.run_id))
+    callbacks += [RunState(run.run_id), StopAtBatchEnd(interrupts)]
     trainer: L.Trainer = build(
         cfg.trainer, logger=logger, callbacks=callbacks, plugins=[AtomicCheckpointIO()]
     )

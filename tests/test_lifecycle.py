@@ -12,7 +12,14 @@ from mlflow.entities import Run
 
 from landslide.checkpointing import RUN_ID_KEY
 from landslide.config import compose_config
-from landslide.lifecycle import COMPLETE, ERROR, RESUMABLE, is_complete
+from landslide.lifecycle import (
+    COMPLETE,
+    ERROR,
+    RESUMABLE,
+    Interrupts,
+    RunInterrupted,
+    is_complete,
+)
 from landslide.report.collect import collect_runs
 from landslide.training import train
 
@@ -168,3 +175,17 @@ def test_a_multirun_finishes_its_other_jobs_and_a_rerun_skips_them(
     for run in runs:
         assert f"run {run.info.run_id} already completed this setting" in output
     assert sorted(r.info.run_id for r in runs_of(uri)) == sorted(r.info.run_id for r in runs)
+
+
+def test_a_signal_during_the_loops_waits_for_the_batch_end() -> None:
+    """Inside the fit and test loops a signal is only noted (it could strike inside an
+    MLflow write and leave the store locked); it is raised at the next batch end."""
+    interrupts = Interrupts()
+    with pytest.raises(RunInterrupted):
+        interrupts.receive(signal.SIGTERM, None)  # outside the loops: at once
+    interrupts.deferred = True
+    interrupts.receive(signal.SIGTERM, None)  # noted, not raised
+    assert interrupts.pending == signal.SIGTERM
+    with pytest.raises(RunInterrupted) as err:
+        interrupts.check()
+    assert err.value.signum == signal.SIGTERM and not interrupts.deferred
