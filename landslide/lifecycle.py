@@ -66,16 +66,24 @@ VOLATILE_KEYS: tuple[str, ...] = (
 )
 
 
+#: Settings added after runs were recorded, left out of the key at the value that trains
+#: what those runs trained, so that they still match their setting.
+NEUTRAL_VALUES: dict[str, Any] = {"data.max_ignored_fraction": 0.0}
+
+
 def config_key(cfg: DictConfig) -> str:
-    """A digest of the resolved config without :data:`VOLATILE_KEYS`: equal for two runs
-    exactly when they train the same setting."""
+    """A digest of the resolved config without :data:`VOLATILE_KEYS` (nor the
+    :data:`NEUTRAL_VALUES` at their value): equal for two runs exactly when they train the
+    same setting."""
     tree = OmegaConf.to_container(cfg, resolve=True)
-    for dotted in VOLATILE_KEYS:
+    always = object()
+    dropped = [(k, always) for k in VOLATILE_KEYS] + list(NEUTRAL_VALUES.items())
+    for dotted, neutral in dropped:
         *parents, leaf = dotted.split(".")
         node: Any = tree
         for part in parents:
             node = node.get(part, {}) if isinstance(node, Mapping) else {}
-        if isinstance(node, dict):
+        if isinstance(node, dict) and (neutral is always or node.get(leaf) == neutral):
             node.pop(leaf, None)
     text = json.dumps(tree, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]

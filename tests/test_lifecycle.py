@@ -189,3 +189,22 @@ def test_a_signal_during_the_loops_waits_for_the_batch_end() -> None:
     with pytest.raises(RunInterrupted) as err:
         interrupts.check()
     assert err.value.signum == signal.SIGTERM and not interrupts.deferred
+
+
+def test_a_setting_added_later_keeps_old_runs_matching_at_its_neutral_value(
+    tmp_path: Path,
+) -> None:
+    """data.max_ignored_fraction came after runs were recorded: at 0 (what they trained)
+    it leaves the setting's key as it was; another value is another setting."""
+    from omegaconf import open_dict
+
+    from landslide.lifecycle import config_key
+
+    cfg = compose_config([], root_dir=tmp_path)
+    assert cfg.data.max_ignored_fraction == 0.0
+    key = config_key(cfg)
+    with open_dict(cfg):
+        del cfg.data["max_ignored_fraction"]
+        assert config_key(cfg) == key  # as a run recorded before the setting existed
+        cfg.data["max_ignored_fraction"] = 0.99
+        assert config_key(cfg) != key
