@@ -77,7 +77,8 @@ def test_sparse_labels_give_windows_with_labelled_landslides() -> None:
     message = str(err.value)
     assert "\n" not in message
     assert message.startswith("sparse: only 0 landslide 32 px windows, 20 needed")
-    assert "9" in message and "ignored" in message and "data.max_ignored_fraction" in message
+    assert "(scene 256x256 px, " in message and "% ignored, landslides on " in message
+    assert "a higher data.max_ignored_fraction (now 0) for sparse labels" in message
 
     pool = sample_pool(mask, PoolSpec(**spec, max_ignored_fraction=0.999), name="sparse")
     for patch in pool.train + pool.test:

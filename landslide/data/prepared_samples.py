@@ -8,7 +8,6 @@ DataModule draws exactly the saved pools and MLflow records the values really us
 given on the command line wins; the DataModule then draws a new pool from the mask.
 """
 
-import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -16,18 +15,11 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from landslide.data.layout import DomainFiles
-from landslide.data.sampling import PAPER_SAMPLES, read_saved_spec
+from landslide.data.sampling import PAPER_SAMPLES, base_seed, read_saved_spec
 from landslide.errors import ConfigError
 
 #: The data settings that may be left to the prepared domains, in PoolSpec's names.
 SAMPLE_KNOBS: tuple[str, ...] = tuple(PAPER_SAMPLES)
-
-
-def base_seed(spec: Mapping[str, Any], name: str) -> int | None:
-    """The ``samples.seed`` a domain's saved pool seed came from (inverse of
-    :func:`~landslide.data.sampling.domain_seed`), or None if it did not come from one."""
-    seed, rest = divmod(int(spec["seed"]) - zlib.crc32(name.encode()), 1_000_003)
-    return seed if rest == 0 and seed >= 0 else None
 
 
 def prepared_sample_settings(
@@ -48,7 +40,7 @@ def prepared_sample_settings(
         spec = read_saved_spec(DomainFiles(Path(root) / name).samples)
         if spec is None:
             continue
-        spec = {**spec, "seed": base_seed(spec, name)}
+        spec = {**spec, "seed": base_seed(spec["seed"], name)}  # the samples.seed given
         known = (domain or {}).get("role", "known") == "known"
         for knob in SAMPLE_KNOBS:
             if spec.get(knob) is None or (not known and knob in ("pool_size", "test_fraction")):

@@ -125,9 +125,20 @@ PAPER_SAMPLES: dict[str, object] = {
 }
 
 
+#: Spreads base seeds apart in :func:`domain_seed`.
+_SEED_STRIDE = 1_000_003
+
+
 def domain_seed(seed: int, name: str) -> int:
     """A stable per-domain pool seed (Python's ``hash()`` is randomised per process)."""
-    return seed * 1_000_003 + zlib.crc32(name.encode())
+    return seed * _SEED_STRIDE + zlib.crc32(name.encode())
+
+
+def base_seed(pool_seed: int, name: str) -> int | None:
+    """The seed :func:`domain_seed` made ``pool_seed`` from for domain ``name``, or None
+    if it was not made so."""
+    seed, rest = divmod(int(pool_seed) - zlib.crc32(name.encode()), _SEED_STRIDE)
+    return seed if rest == 0 and seed >= 0 else None
 
 
 def window_fraction(values: np.ndarray, size: int, stride: int) -> np.ndarray:
