@@ -35,9 +35,9 @@ import torch
 from hydra.utils import instantiate
 from rasterio.windows import Window
 
+from landslide.band_stats import BandStats
 from landslide.config import compose_config
-from landslide.data.layout import DomainFiles
-from landslide.data.normalization import BandStats
+from landslide.layout import DomainFiles
 from landslide.mapping import MapSettings, TrainedModel, map_scene, open_scene
 from landslide.mapping.predict import predict_batch, probability_strips, resolve_device
 from landslide.mapping.windows import WindowGrid

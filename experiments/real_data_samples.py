@@ -33,7 +33,7 @@ from PIL import Image
 from rasterio.windows import Window
 
 from landslide.bands import BANDS
-from landslide.data.layout import IGNORED, LANDSLIDE, STABLE
+from landslide.layout import IGNORED, LANDSLIDE, STABLE
 
 
 def band(stack: np.ndarray, name: str) -> np.ndarray:

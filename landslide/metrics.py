@@ -9,7 +9,7 @@ collection is built.
 
 from typing import TYPE_CHECKING
 
-from landslide.data.layout import IGNORED
+from landslide.layout import IGNORED
 
 if TYPE_CHECKING:
     from torchmetrics import MetricCollection
@@ -29,7 +29,7 @@ METRICS: tuple[str, ...] = tuple(METRIC_CLASSES)
 
 def landslide_metrics(threshold: float = 0.5, ignore_index: int = IGNORED) -> "MetricCollection":
     """The paper's five pixel metrics for the landslide class; target pixels equal to
-    ``ignore_index`` (unlabelled, :data:`~landslide.data.layout.IGNORED`) count for nothing."""
+    ``ignore_index`` (unlabelled, :data:`~landslide.layout.IGNORED`) count for nothing."""
     import torchmetrics.classification as classification
     from torchmetrics import MetricCollection
 

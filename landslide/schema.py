@@ -26,7 +26,6 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from pydantic.fields import FieldInfo
 
 from landslide.bands import BANDS
-from landslide.data.layout import KNOWN, UNKNOWN, DomainFiles
 from landslide.data.patch_source import PatchConfigError, PatchSource
 from landslide.data.prepared_samples import fill_sample_settings
 from landslide.data.sampling import (
@@ -37,6 +36,7 @@ from landslide.data.sampling import (
     validation_size,
 )
 from landslide.errors import ConfigError
+from landslide.layout import KNOWN, UNKNOWN, DomainFiles
 from landslide.metrics import METRICS
 
 #: Lightning's seed range (``seed_everything`` refuses others).

@@ -17,7 +17,7 @@ import mlflow
 from mlflow.entities import Metric, Run
 from omegaconf import OmegaConf
 
-from landslide.data.layout import DomainFiles
+from landslide.layout import DomainFiles
 from landslide.lifecycle import is_complete
 from landslide.mlflow_store import quiet_artifact_transfers
 from landslide.safe_loading import instantiate_trusted

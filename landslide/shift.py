@@ -18,8 +18,8 @@ from torch.utils.data import Dataset
 from landslide.bands import BANDS
 from landslide.data.datamodule import LandslideDataModule
 from landslide.data.datasets import PatchDataset
-from landslide.data.layout import DomainFiles
 from landslide.data.sampling import Patch
+from landslide.layout import DomainFiles
 from landslide.mmd import per_band_mmd
 
 

@@ -9,8 +9,8 @@ from omegaconf import DictConfig, OmegaConf
 from segmentation_models_pytorch.losses import DiceLoss
 from torch import Tensor, nn
 
-from landslide.data.layout import IGNORED
 from landslide.errors import TrainingDiverged
+from landslide.layout import IGNORED
 from landslide.metrics import landslide_metrics
 from landslide.safe_loading import instantiate_trusted
 

@@ -7,9 +7,9 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 
+from landslide.band_stats import compute_band_stats
 from landslide.bands import BANDS
-from landslide.data.layout import DomainFiles
-from landslide.data.normalization import compute_band_stats
+from landslide.layout import DomainFiles
 
 CRS = "EPSG:32654"
 

@@ -10,8 +10,8 @@ from conftest import write_domain
 from omegaconf import OmegaConf
 
 from landslide.data.datamodule import LandslideDataModule
-from landslide.data.layout import DomainFiles
 from landslide.errors import DataError
+from landslide.layout import DomainFiles
 from landslide.world import ensure_world
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "domain"

@@ -7,13 +7,13 @@ import pytest
 import rasterio
 import torch
 
+from landslide.band_stats import BandStats
 from landslide.data.augmentation import RandomDihedralFlips
 from landslide.data.datamodule import LandslideDataModule
 from landslide.data.datasets import PatchDataset
-from landslide.data.layout import DomainFiles
-from landslide.data.normalization import BandStats
 from landslide.data.sampling import balanced_patches, window_landslide_fraction
 from landslide.errors import DataError
+from landslide.layout import DomainFiles
 
 DOMAINS = {"alpha": {"role": "known"}, "beta": {"role": "known"}, "gamma": {"role": "unknown"}}
 

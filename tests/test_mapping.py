@@ -15,7 +15,7 @@ from rasterio.transform import from_origin
 from scipy import ndimage
 
 from landslide.bands import BANDS
-from landslide.data.layout import IGNORED, DomainFiles
+from landslide.layout import IGNORED, DomainFiles
 from landslide.mapping.errors import MappingError
 from landslide.mapping.evaluate import MatchRule, object_metrics
 from landslide.mapping.model import TrainedModel, load_model

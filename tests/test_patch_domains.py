@@ -15,11 +15,11 @@ from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
 from landslide.config import compose_config
-from landslide.data.layout import IGNORED, LANDSLIDE, STABLE
 from landslide.data.patch_source import PatchConfigError, PatchSource
 from landslide.data.patches import FilePatch, PatchDomain
 from landslide.data.sampling import PoolSpec
 from landslide.errors import ConfigError, DataError
+from landslide.layout import IGNORED, LANDSLIDE, STABLE
 from landslide.schema import validate_train_config
 from landslide.shift import mix_to_domain_mmd, training_images
 from landslide.training import train

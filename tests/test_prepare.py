@@ -21,12 +21,12 @@ from omegaconf import DictConfig, OmegaConf
 from pyproj import Transformer
 from rasterio.transform import from_origin
 
+from landslide.band_stats import BandStats
 from landslide.bands import BANDS, POST_RGB
 from landslide.config import compose_config
 from landslide.data.datamodule import LandslideDataModule
-from landslide.data.layout import IGNORED, DomainFiles
-from landslide.data.normalization import BandStats
 from landslide.data.sampling import load_pool
+from landslide.layout import IGNORED, DomainFiles
 from landslide.mapping import MapSettings, TrainedModel, map_scene, open_scene
 from landslide.prepare import PrepareError, prepare
 from landslide.task import SegmentationTask

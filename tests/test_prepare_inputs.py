@@ -20,7 +20,7 @@ from rasterio.transform import Affine, from_origin
 
 from landslide.bands import BANDS
 from landslide.config import CONF_DIR, compose_config
-from landslide.data.layout import IGNORED, LANDSLIDE, STABLE, DomainFiles
+from landslide.layout import IGNORED, LANDSLIDE, STABLE, DomainFiles
 from landslide.prepare import PrepareError, prepare
 from landslide.prepare.dem import DemSource
 from landslide.prepare.grid import Grid

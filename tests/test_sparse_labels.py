@@ -12,7 +12,6 @@ from omegaconf import DictConfig
 from landslide.bands import BANDS
 from landslide.config import compose_config
 from landslide.data.datamodule import LandslideDataModule
-from landslide.data.layout import IGNORED, LANDSLIDE, STABLE
 from landslide.data.sampling import (
     PoolError,
     PoolSpec,
@@ -22,6 +21,7 @@ from landslide.data.sampling import (
     save_pool,
 )
 from landslide.errors import ConfigError, DataError
+from landslide.layout import IGNORED, LANDSLIDE, STABLE
 from landslide.schema import validate_train_config
 from tests.conftest import write_rasters
 

@@ -11,10 +11,10 @@ import rasterio
 from omegaconf import OmegaConf
 from pyproj import Transformer
 
+from landslide.band_stats import BandStats
 from landslide.bands import BANDS
-from landslide.data.layout import DomainFiles
-from landslide.data.normalization import BandStats
 from landslide.features import hillshade, ndvi, slope_degrees, sun_position
+from landslide.layout import DomainFiles
 from landslide.world import WorldParams, ensure_world, generate_domain, simulation_seed
 from landslide.world import generator as world_generator
 from landslide.world.noise import NoiseField

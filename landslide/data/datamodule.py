@@ -14,7 +14,6 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset
 from landslide.bands import BANDS, band_set
 from landslide.data.augmentation import RandomDihedralFlips
 from landslide.data.datasets import PatchDataset, stack_stats
-from landslide.data.layout import KNOWN, UNKNOWN, DomainFiles
 from landslide.data.patches import PatchDomain, patch_domains
 from landslide.data.prepared_samples import resolve_sample_settings
 from landslide.data.sampling import (
@@ -32,6 +31,7 @@ from landslide.data.sampling import (
     validation_size,
 )
 from landslide.errors import DataError
+from landslide.layout import KNOWN, UNKNOWN, DomainFiles
 
 log = logging.getLogger(__name__)
 

@@ -8,11 +8,12 @@ from torch import Tensor
 from torch.utils.data import Dataset
 from torchgeo.datasets import IntersectionDataset, RasterDataset
 
+from landslide.band_stats import BandStats
 from landslide.bands import BANDS
 from landslide.data.integrity import check_domain
-from landslide.data.layout import DomainFiles
-from landslide.data.normalization import BandStats, MinMaxNormalize
+from landslide.data.normalization import MinMaxNormalize
 from landslide.data.sampling import Patch
+from landslide.layout import DomainFiles
 
 
 class LandslideStack(RasterDataset):

@@ -16,8 +16,8 @@ from pathlib import Path
 import rasterio
 from rasterio.errors import RasterioError
 
-from landslide.data.layout import DomainFiles
 from landslide.errors import DataError
+from landslide.layout import DomainFiles
 
 #: What to do about a damaged raster of a domain folder.
 FIX = (

@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from landslide.bands import BANDS, POST_RGB
-from landslide.data.layout import IGNORED, LANDSLIDE, STABLE
 from landslide.errors import ConfigError
+from landslide.layout import IGNORED, LANDSLIDE, STABLE
 
 #: File formats by extension (lower case); ``image`` is read with Pillow.
 FORMATS: dict[str, str] = {

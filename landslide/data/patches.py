@@ -8,7 +8,7 @@ normalised with the domain's own min-max statistics, the same sample dicts as
 
 * a sample is one file, cropped to the DataModule's patch size at a seeded offset (a file
   with landslide pixels is cropped around one of them, so it stays positive) or padded
-  (padding is ignored: mask :data:`~landslide.data.layout.IGNORED`, image 0);
+  (padding is ignored: mask :data:`~landslide.layout.IGNORED`, image 0);
 * a file is positive when it has a landslide pixel; a file without a labelled pixel is
   never drawn; pixels that are not finite in a band are ignored;
 * the pool is ``pool_size`` files, half positive; its test part is drawn from the
@@ -41,14 +41,15 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from landslide.band_stats import BandStats
 from landslide.bands import BANDS
-from landslide.data.layout import IGNORED, LANDSLIDE, STABLE
-from landslide.data.normalization import BandStats, MinMaxNormalize
+from landslide.data.normalization import MinMaxNormalize
 from landslide.data.patch_source import CLASSES, PatchConfigError, PatchSource
 from landslide.data.sampling import Patch, PoolSpec, SamplePool, interleave, train_part_size
 from landslide.errors import DataError
 from landslide.features import hillshade, ndvi, slope_degrees
 from landslide.files import write_atomic
+from landslide.layout import IGNORED, LANDSLIDE, STABLE
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from landslide.data.layout import DomainFiles
 from landslide.data.sampling import PAPER_SAMPLES, base_seed, read_saved_spec
 from landslide.errors import ConfigError
+from landslide.layout import DomainFiles
 
 #: The data settings that may be left to the prepared domains, in PoolSpec's names.
 SAMPLE_KNOBS: tuple[str, ...] = tuple(PAPER_SAMPLES)

@@ -15,7 +15,7 @@ Two splits are offered:
   windows straddling both sides are never drawn. No test pixel is ever seen in training, at
   the price of fewer candidate windows and a split that depends on where landslides lie.
 
-Pixels marked :data:`~landslide.data.layout.IGNORED` in the mask (no imagery, outside the
+Pixels marked :data:`~landslide.layout.IGNORED` in the mask (no imagery, outside the
 area of interest, or simply unlabelled) are neither landslide nor stable: the loss and the
 metrics skip them (:mod:`landslide.task`). A window may hold up to ``max_ignored_fraction`` of
 them; landslide shares are shares of a window's *labelled* pixels, so a sparsely labelled
@@ -34,8 +34,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from landslide.data.layout import IGNORED, KNOWN, LANDSLIDE
 from landslide.files import write_atomic
+from landslide.layout import IGNORED, KNOWN, LANDSLIDE
 
 Split = Literal["random", "blocked"]
 SPLITS: tuple[str, ...] = ("random", "blocked")
@@ -220,7 +220,7 @@ def balanced_patches(
     pixel. Candidates lie on a ``stride`` pixel grid and are drawn without replacement.
 
     Args:
-        mask: landslide mask (see :mod:`landslide.data.layout` for its values).
+        mask: landslide mask (see :mod:`landslide.layout` for its values).
         count: number of patches to draw.
         size: patch side in pixels.
         rng: random generator (seeded by the caller).
@@ -484,7 +484,7 @@ def mix_problems(
 
     Args:
         mix: training samples per domain.
-        roles: each defined domain's role (:data:`~landslide.data.layout.KNOWN` or not).
+        roles: each defined domain's role (:data:`~landslide.layout.KNOWN` or not).
         pool_size: patches in a known domain's pool.
         test_fraction: test share of a known domain's pool.
         own_pool_sizes: pool sizes domains set in their own config (``pool_size``).

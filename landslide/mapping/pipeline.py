@@ -36,8 +36,8 @@ import torch
 from affine import Affine
 from rasterio.windows import Window
 
-from landslide.data.layout import IGNORED, LANDSLIDE, STABLE
 from landslide.files import replace_dir
+from landslide.layout import IGNORED, LANDSLIDE, STABLE
 from landslide.mapping.evaluate import MatchRule, object_metrics
 from landslide.mapping.model import TrainedModel
 from landslide.mapping.overview import read_preview, render_html, render_png

@@ -9,9 +9,9 @@ import rasterio
 from affine import Affine
 from pyproj import CRS
 
+from landslide.band_stats import BandStats, compute_band_stats
 from landslide.bands import band_set
-from landslide.data.layout import DomainFiles
-from landslide.data.normalization import BandStats, compute_band_stats
+from landslide.layout import DomainFiles
 from landslide.mapping.errors import MappingError
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """Landslide labels on the target grid, from polygons or from a label raster.
 
-Labels use the mask values of :mod:`landslide.data.layout`: landslide, stable, ignored.
+Labels use the mask values of :mod:`landslide.layout`: landslide, stable, ignored.
 A polygon inventory labels its polygons landslide and everything else stable (as the
 paper's inventories, mapped over whole study areas); a label raster maps its class values
 through config, e.g. ``{0: ignore, 1: stable, 2: landslide}``.
@@ -17,7 +17,7 @@ import shapely
 from pyproj import CRS
 from rasterio.enums import Resampling
 
-from landslide.data.layout import IGNORED, LANDSLIDE, STABLE
+from landslide.layout import IGNORED, LANDSLIDE, STABLE
 from landslide.prepare.errors import PrepareError
 from landslide.prepare.grid import Grid, RasterInput, warp
 from landslide.prepare.tiles import find_rasters

@@ -33,10 +33,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pyproj import CRS
 
+from landslide.band_stats import compute_band_stats
 from landslide.bands import band_set
 from landslide.config import CONF_DIR
-from landslide.data.layout import IGNORED, LANDSLIDE, DomainFiles
-from landslide.data.normalization import compute_band_stats
 from landslide.data.sampling import (
     PoolSpec,
     SamplePool,
@@ -47,6 +46,7 @@ from landslide.data.sampling import (
 )
 from landslide.features import sun_position
 from landslide.files import replace_dir, write_atomic
+from landslide.layout import IGNORED, LANDSLIDE, DomainFiles
 from landslide.prepare.dem import DemSource
 from landslide.prepare.errors import PrepareError
 from landslide.prepare.grid import Grid, build_grid, check_metric, utm_crs

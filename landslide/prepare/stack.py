@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import rasterio
 
-from landslide.data.layout import IGNORED
 from landslide.features import hillshade, ndvi, slope_degrees
+from landslide.layout import IGNORED
 from landslide.prepare.grid import Grid
 
 DATES: tuple[str, str] = ("pre", "post")

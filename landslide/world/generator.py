@@ -3,7 +3,7 @@
 Each simulated domain imitates one of the paper's study areas (Section II, Table I) on a
 ``size`` x ``size`` grid of 10 m pixels in the domain's UTM zone, centred near its epicentre,
 and is written in the same layout as a domain prepared from real imagery
-(:class:`~landslide.data.layout.DomainFiles`). The physics lives in the sibling modules:
+(:class:`~landslide.layout.DomainFiles`). The physics lives in the sibling modules:
 terrain (:mod:`~landslide.world.terrain`), land cover and parcels
 (:mod:`~landslide.world.cover`), landslides, old scars, building sites and forest clearings
 (:mod:`~landslide.world.objects`), and the reflectance of each date with its confounders
@@ -55,11 +55,11 @@ from rasterio.transform import Affine, from_origin
 from scipy.stats import norm
 
 from landslide import checksums
+from landslide.band_stats import compute_band_stats
 from landslide.bands import BANDS
-from landslide.data.layout import DomainFiles
-from landslide.data.normalization import compute_band_stats
 from landslide.features.spectral import ndvi
 from landslide.features.terrain import sun_position
+from landslide.layout import DomainFiles
 from landslide.world import objects
 from landslide.world.cover import CoverModel, classify, cover_thresholds, make_parcels
 from landslide.world.noise import NoiseField, white_noise

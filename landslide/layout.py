@@ -1,4 +1,4 @@
-"""Where a prepared domain's files live.
+"""Where a domain's files live, and what its mask values and roles mean.
 
 Every domain, simulated or prepared from real imagery, is a folder with the same files, so
 the DataModule reads both through one code path.
@@ -43,7 +43,7 @@ class DomainFiles:
 
     @property
     def stats(self) -> Path:
-        """Per-band normalisation statistics (JSON), see :mod:`landslide.data.normalization`."""
+        """Per-band normalisation statistics (JSON), see :mod:`landslide.band_stats`."""
         return self.root / "stats.json"
 
     @property
