@@ -13,12 +13,24 @@ def write_atomic(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def replace_dir(tmp: Path, target: Path) -> None:
-    """Put the complete folder ``tmp`` at ``target``, replacing an older one (renames)."""
+def replace_dir(tmp: Path, target: Path, *, concurrent: bool = False) -> None:
+    """Put the complete folder ``tmp`` at ``target``, replacing an older one (renames).
+
+    Args:
+        tmp: the complete folder, beside ``target``.
+        target: the folder to create or replace.
+        concurrent: another process may write the same ``target`` at the same time; if
+            its folder lands first, keep that one and delete ``tmp``.
+    """
     old = None
     if target.exists():
         old = target.with_name(f".{target.name}.{uuid.uuid4().hex}.old")
         target.rename(old)
-    tmp.rename(target)
+    try:
+        tmp.rename(target)
+    except OSError:
+        if not (concurrent and target.exists()):
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

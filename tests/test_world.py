@@ -17,6 +17,7 @@ from landslide.features import hillshade, ndvi, slope_degrees, sun_position
 from landslide.layout import DomainFiles
 from landslide.world import WorldParams, ensure_world, generate_domain, simulation_seed
 from landslide.world import generator as world_generator
+from landslide.world import scene as world_scene
 from landslide.world.noise import NoiseField
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "domain"
@@ -270,15 +271,28 @@ def test_interrupted_generation_leaves_the_old_domain(
 def test_invalid_parameters_are_reported(tmp_path: Path) -> None:
     cfg = OmegaConf.load(CONF / "iburi.yaml")
     bad = OmegaConf.merge(cfg.world, {"land_cover": {"forest": 0.9}})
-    with pytest.raises(ValueError, match="land_cover"):
+    with pytest.raises(ValueError, match="world.land_cover must be shares >= 0 that sum to 1"):
         generate_domain(cfg, bad, tmp_path / "x", 64, seed=0)
     cloud = OmegaConf.merge(cfg.world, {"pre": {"cloud": {"cover": 1.5}}})
-    with pytest.raises(ValueError, match="cloud"):
+    message = (
+        r"^domain 'iburi': world.pre.cloud.cover must be in \[0, 1\), got 1.5; "
+        r"fix conf/domain/iburi.yaml$"
+    )
+    with pytest.raises(ValueError, match=message):
         generate_domain(cfg, cloud, tmp_path / "x", 64, seed=0)
     missing = OmegaConf.masked_copy(cfg.world, ["terrain", "land_cover"])
-    with pytest.raises(ValueError, match="missing key"):
+    with pytest.raises(ValueError, match="world.area_km2 is missing"):
         generate_domain(cfg, missing, tmp_path / "y", 64, seed=0)
     assert not list(tmp_path.iterdir())
+    # Unknown keys and wrong types, named by their full key, on one line.
+    for change, problem in (
+        ({"landslides": {"shares": 0.1}}, "world.landslides.shares is not a known key"),
+        ({"confounders": {"roads": {"share": "most"}}}, "world.confounders.roads.share has"),
+        ({"post": {"gain": [1.0, 1.0, 1.0]}}, "world.post.gain must be a list of 4 numbers"),
+    ):
+        with pytest.raises(ValueError, match=problem) as info:
+            WorldParams.from_mapping(OmegaConf.merge(cfg.world, change), domain="iburi")
+        assert "\n" not in str(info.value)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -325,7 +339,7 @@ def test_old_scars_are_in_both_images_but_not_in_the_inventory(tmp_path: Path) -
 def test_tiles_join_without_seams(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = OmegaConf.load(CONF / "iburi.yaml")
     whole = generate_domain(cfg, cfg.world, tmp_path / "whole", 160, seed=1)
-    monkeypatch.setattr(world_generator, "TILE_PX", 64)
+    monkeypatch.setattr(world_scene, "TILE_PX", 64)
     tiled = generate_domain(cfg, cfg.world, tmp_path / "tiled", 160, seed=1)
     (bands_a, mask_a), (bands_b, mask_b) = read(whole), read(tiled)
     assert mask_a.tobytes() == mask_b.tobytes()

@@ -33,13 +33,15 @@ class CoverModel:
         scene_px: (rows, cols) of the scene.
     """
 
-    def __init__(self, params: WorldParams, seeds: tuple[int, int, int], scene_px: tuple[int, int]):
+    def __init__(
+        self, params: WorldParams, seeds: tuple[int, int, int], scene_px: tuple[int, int]
+    ) -> None:
         self.params = params
         self._noise = [NoiseField(s, 3.0, 80.0, scene_px) for s in seeds]
 
     def scores(self, window: Window, terrain: TerrainTile) -> dict[str, np.ndarray]:
         """Score of each class in :data:`_ORDER` on a tile (higher: more likely)."""
-        lo, hi = self.params.elevation_m
+        lo, hi = self.params.terrain.elevation_m
         z = (terrain.dem - lo) / (hi - lo)
         s = np.clip(terrain.slope / _SLOPE_UNIT, 0.0, 1.5)
         t = np.clip(terrain.tpi / (_TPI_UNIT * (hi - lo)), -3.0, 3.0)

@@ -21,12 +21,12 @@ crosses a tile boundary is drawn the same on both sides.
 """
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from landslide.world.params import RES, WorldParams
+from landslide.world.params import RES, LandslideParams, ShakingParams
 from landslide.world.terrain import Window
 
 #: Side (pixels) of the cells of the coarse likelihood maps objects are drawn from.
@@ -66,7 +66,8 @@ class Ellipses:
 @dataclass(frozen=True)
 class Rectangles:
     """Building sites or clearings: centre and half-sides (pixels), orientation (radians),
-    and the share of the ground each one clears (1: all of it)."""
+    and the share of the ground each one clears (1: all of it).
+    """
 
     row: np.ndarray
     col: np.ndarray
@@ -104,12 +105,15 @@ class Footprint:
 
 
 def shaking(
-    params: WorldParams, window: Window, origin: tuple[float, float], epicentre: tuple[float, float]
+    params: ShakingParams,
+    window: Window,
+    origin: tuple[float, float],
+    epicentre: tuple[float, float],
 ) -> np.ndarray:
     """``exp(-d / decay)`` on a tile, ``d`` the distance to the rupture through the epicentre.
 
     Args:
-        params: the world parameters.
+        params: the shaking parameters.
         window: the tile.
         origin: (x, y) map coordinates of the scene's top-left corner.
         epicentre: (x, y) map coordinates of the epicentre.
@@ -123,7 +127,7 @@ def shaking(
     half = params.fault_half_length_m
     t = np.clip(dx * ue + dy * un, -half, half)
     d = np.hypot(dx - t * ue, dy - t * un)
-    return np.exp(-d / params.shaking_decay_m).astype(np.float32)
+    return np.exp(-d / params.decay_m).astype(np.float32)
 
 
 def block_sum(values: np.ndarray) -> np.ndarray:
@@ -153,16 +157,18 @@ def draw_points(
     return rows, cols, cells
 
 
-def landslide_areas(params: WorldParams, total_m2: float, rng: np.random.Generator) -> np.ndarray:
+def landslide_areas(
+    params: LandslideParams, total_m2: float, rng: np.random.Generator
+) -> np.ndarray:
     """Areas (m2) from a truncated inverse-gamma distribution until they sum to ``total_m2``.
 
     ``A = a / G``, ``G ~ Gamma(rho)``: density ``~ A^-(rho + 1)`` above the rollover and an
     exponential cut-off below, mode ``a / (rho + 1)``. Here ``rho + 1`` is the configured
     exponent and ``a`` is set so the mode is the configured rollover.
     """
-    rho = params.area_exponent - 1.0
-    scale = params.area_rollover_m2 * params.area_exponent
-    lo, hi = params.landslide_area_m2
+    rho = params.exponent - 1.0
+    scale = params.rollover_m2 * params.exponent
+    lo, hi = params.area_m2
     out: list[np.ndarray] = []
     total = 0.0
     while total < total_m2:
@@ -175,7 +181,7 @@ def landslide_areas(params: WorldParams, total_m2: float, rng: np.random.Generat
 
 
 def ellipses(
-    params: WorldParams,
+    params: LandslideParams,
     areas_m2: np.ndarray,
     weights: np.ndarray,
     gradient: tuple[np.ndarray, np.ndarray],
@@ -186,7 +192,7 @@ def ellipses(
     """Place one elongated, downslope-pointing object per area.
 
     Args:
-        params: the world parameters.
+        params: the landslide parameters (shape and depth).
         areas_m2: the objects' areas.
         weights: coarse likelihood of an initiation point.
         gradient: coarse mean ``(dz_dx, dz_dy)`` per cell.
@@ -222,7 +228,7 @@ def ellipses(
 
 def rectangles(
     share: float,
-    area_m2: tuple[float, float],
+    area_m2: Sequence[float],
     weights: np.ndarray,
     scene_px: tuple[int, int],
     rng: np.random.Generator,

@@ -15,7 +15,7 @@ from scipy.ndimage import uniform_filter
 
 from landslide.features.terrain import hillshade, horn_gradient, slope_degrees
 from landslide.world.noise import NoiseField
-from landslide.world.params import RES, WorldParams
+from landslide.world.params import RES, TerrainParams
 
 #: Radius (pixels) of the neighbourhood of the topographic position index.
 TPI_RADIUS_PX = 25
@@ -67,7 +67,7 @@ class Terrain:
     """The scene's DEM as a field that any tile can be read from.
 
     Args:
-        params: the world parameters.
+        params: the terrain parameters.
         seed: seed of the relief field.
         scene_px: (rows, cols) of the scene.
         basin_col: column (pixels, may be fractional) of the basin's axis.
@@ -76,7 +76,7 @@ class Terrain:
 
     def __init__(
         self,
-        params: WorldParams,
+        params: TerrainParams,
         seed: int,
         scene_px: tuple[int, int],
         basin_col: float,
@@ -94,10 +94,10 @@ class Terrain:
         p = self.params
         f = self._relief.window(window.row, window.col, window.height, window.width)
         z = (0.5 * (1.0 + np.tanh(f / 1.5))) ** p.valley_exponent
-        if p.basin_depth > 0:
+        if p.basin.depth > 0:
             cols = window.col + np.arange(window.width) + 0.5
-            dx = (cols - self.basin_col) * RES / p.basin_width_m
-            z = z * (1.0 - p.basin_depth * np.exp(-0.5 * dx * dx))[None, :]
+            dx = (cols - self.basin_col) * RES / p.basin.width_m
+            z = z * (1.0 - p.basin.depth * np.exp(-0.5 * dx * dx))[None, :]
         lo, hi = p.elevation_m
         return (lo + (hi - lo) * z).astype(np.float32)
 
