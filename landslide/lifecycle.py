@@ -68,7 +68,10 @@ VOLATILE_KEYS: tuple[str, ...] = (
 
 #: Settings added after runs were recorded, left out of the key at the value that trains
 #: what those runs trained, so that they still match their setting.
-NEUTRAL_VALUES: dict[str, Any] = {"data.max_ignored_fraction": 0.0}
+NEUTRAL_VALUES: dict[str, Any] = {
+    "data.max_ignored_fraction": 0.0,
+    "data.world._target_": "landslide.world.SimulatedWorld",  # the world became injected
+}
 
 
 def config_key(cfg: DictConfig) -> str:

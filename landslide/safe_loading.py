@@ -4,7 +4,7 @@ A checkpoint's hyperparameters and a run's logged ``config.yaml`` hold Hydra spe
 instantiating a spec calls whatever its ``_target_`` names: ``torch.load(weights_only=True)``
 guards the unpickling, not what is built afterwards from the plain values it returns. So
 every ``_target_`` is resolved and checked before anything is built: it must be a class
-defined in this package's networks or data modules. Checkpoints are read weights-only, and
+defined in this package's networks, data modules or simulated world. Checkpoints are read weights-only, and
 a damaged, truncated or foreign file gives one line naming it and the fix.
 """
 
@@ -24,10 +24,12 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 import landslide.data
 import landslide.models
+import landslide.world
 from landslide.errors import DataError, UnsafeLoadError
 
-#: The packages whose classes a stored spec may name: the networks and the data module.
-TRUSTED_PACKAGES = (landslide.models.__name__, landslide.data.__name__)
+#: The packages whose classes a stored spec may name: the networks, the data module and
+#: the simulated world it is given.
+TRUSTED_PACKAGES = (landslide.models.__name__, landslide.data.__name__, landslide.world.__name__)
 _PREFIXES = tuple(f"{name}." for name in TRUSTED_PACKAGES)
 _TARGET = "_target_"
 #: What to do about a refused spec or checkpoint.

@@ -9,22 +9,24 @@ the runs: the smallest mean discrepancy is the recommendation.
 import json
 import logging
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
 from mlflow.entities import Metric, Run
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from landslide.layout import DomainFiles
 from landslide.lifecycle import is_complete
 from landslide.mlflow_store import quiet_artifact_transfers
 from landslide.safe_loading import instantiate_trusted
 from landslide.shift import mix_to_scene_mmd
-from landslide.world import GENERATOR_VERSION
 
 log = logging.getLogger(__name__)
+
+#: The target of the simulated world in today's configs (conf/data/default_world.yaml).
+SIMULATED_WORLD = "landslide.world.SimulatedWorld"
 
 
 @dataclass(frozen=True)
@@ -64,15 +66,31 @@ def finished_runs(
     return [run for run in runs if is_complete(run)]
 
 
-def current_world(run: Run) -> bool:
-    """Whether ``run`` trained on prepared data or on the current version of the world.
+def changed_data(run: Run, provenance: Mapping[str, str]) -> str | None:
+    """How the data a run trained on differs from the data its config builds today (the
+    DataModule's :meth:`~landslide.data.datamodule.LandslideDataModule.provenance`), or
+    None when it is the same or the run recorded nothing to compare.
 
-    A run on an older version of the simulated world cannot have its training data rebuilt:
-    the generator would make the current world instead, and its MMD would be measured on
-    data the run never saw.
+    Such a run's training data cannot be rebuilt: a newer generator makes another world,
+    a domain prepared again holds other pixels; its MMD would be measured on data the run
+    never saw.
     """
-    version = run.data.params.get("data.world.generator_version")
-    return version is None or version == str(GENERATOR_VERSION)
+    params = run.data.params
+    changed = [
+        f"{key} {params[key]} (now {value})"
+        for key, value in provenance.items()
+        if key in params and params[key] != value
+    ]
+    return ", ".join(changed) or None
+
+
+def legacy_data_config(cfg: DictConfig) -> DictConfig:
+    """``cfg`` with its data section in today's form: runs recorded before the simulated
+    world was an injected generator hold ``data.world`` as a bare ``{size, seed}``."""
+    world = OmegaConf.select(cfg, "data.world")
+    if isinstance(world, DictConfig) and "_target_" not in world:
+        world._target_ = SIMULATED_WORLD
+    return cfg
 
 
 def rank_runs(
@@ -87,38 +105,44 @@ def rank_runs(
     """Rank runs by the mean per-band MMD between their training data and ``scene``.
 
     Runs that share training data (same data config and mix, e.g. several seeds or
-    networks) share one computation. The MMD is logged to every run. Runs on an older
-    version of the simulated world are left out with a warning (see :func:`current_world`).
+    networks) share one computation. The MMD is logged to every run. Runs whose data has
+    changed since (another world generator, a domain prepared again) are left out with a
+    warning (see :func:`changed_data`).
     """
-    cache: dict[str, dict[str, float]] = {}
+    cache: dict[str, tuple[dict[str, str], dict[str, float] | None]] = {}
     candidates = []
     for run in runs:
-        if not current_world(run):
-            log.warning(
-                "skipping %s: trained on world v%s, the generator is now v%d; retrain it to "
-                "rank it",
-                run.info.run_name,
-                run.data.params["data.world.generator_version"],
-                GENERATOR_VERSION,
-            )
-            continue
         with (
             tempfile.TemporaryDirectory() as tmp,
             quiet_artifact_transfers(),
         ):
             path = client.download_artifacts(run.info.run_id, "config.yaml", tmp)
-            cfg = OmegaConf.load(path)
+            cfg = legacy_data_config(OmegaConf.load(path))
         key = json.dumps(OmegaConf.to_container(cfg.data, resolve=True), sort_keys=True)
         if key not in cache:
             datamodule = instantiate_trusted(
                 cfg.data, "data", f"run {run.info.run_id} config.yaml: "
             )
             datamodule.prepare_data()
+            cache[key] = (datamodule.provenance(), None)
+        provenance, mmd = cache[key]
+        changed = changed_data(run, provenance)
+        if changed is not None:
+            log.warning(
+                "skipping %s: trained on %s; retrain it to rank it", run.info.run_name, changed
+            )
+            continue
+        if mmd is None:
             datamodule.setup()
             log.info("MMD of %s's training data to %s", run.info.run_name, scene_name)
-            cache[key] = mix_to_scene_mmd(datamodule, scene, max_patches, pixels, seed)
-        mix = str(OmegaConf.select(cfg, "domain_mix.name", default="?"))
-        candidate = Candidate(run.info.run_id, run.info.run_name, mix, cache[key])
+            mmd = mix_to_scene_mmd(datamodule, scene, max_patches, pixels, seed)
+            cache[key] = (provenance, mmd)
+        candidate = Candidate(
+            run.info.run_id,
+            run.info.run_name,
+            str(OmegaConf.select(cfg, "domain_mix.name", default="?")),
+            mmd,
+        )
         metrics = {f"mmd/{scene_name}/{b}": v for b, v in candidate.mmd.items()}
         metrics[f"mmd/{scene_name}/mean"] = candidate.mean_mmd
         client.log_batch(run.info.run_id, metrics=[Metric(k, v, 0, 0) for k, v in metrics.items()])

@@ -35,7 +35,6 @@ from landslide.mlflow_store import get_or_create_experiment, open_store, sqlite_
 from landslide.schema import name_mix_after_counts, validate_train_config
 from landslide.task import SegmentationTask
 from landslide.tracking import log_config, log_prediction_figures, log_weights
-from landslide.world import GENERATOR_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -130,9 +129,9 @@ def _fit_and_test(
 
     if run.resume_from is None:
         log_config(logger, cfg)
-        if cfg.data.get("world") is not None:
-            # Runs on different versions of the simulated world must never be averaged.
-            logger.log_hyperparams({"data.world.generator_version": GENERATOR_VERSION})
+        # Runs on different versions of the data (the simulated world's generator, a domain
+        # prepared again) must never be compared: selection.py checks this record.
+        logger.log_hyperparams(datamodule.provenance())
     else:
         logger.experiment.set_tag(run.run_id, RESUMED_FROM, str(run.resume_from))
     logger.experiment.set_tag(run.run_id, OUTPUT_DIR, cfg.paths.output_dir)

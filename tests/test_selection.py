@@ -5,7 +5,7 @@ from pathlib import Path
 import mlflow
 import pytest
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
 
 from landslide.config import compose_config
 from landslide.lifecycle import COMPLETE
@@ -51,7 +51,11 @@ def test_runs_are_ranked_by_mmd_and_the_mmd_is_logged(
     }
     for mix, cfg in configs.items():
         log_config_only_run(client, experiment, cfg, mix, GENERATOR_VERSION)
-    log_config_only_run(client, experiment, configs["ib700"], "ib700-again", GENERATOR_VERSION)
+    # A run recorded before the world was an injected generator: data.world is {size, seed}.
+    legacy = configs["ib700"].copy()
+    with open_dict(legacy):
+        del legacy.data.world["_target_"]
+    log_config_only_run(client, experiment, legacy, "ib700-again", GENERATOR_VERSION)
     old = GENERATOR_VERSION - 1
     log_config_only_run(client, experiment, configs["ib700"], "old-world", old)
     client.set_terminated(client.create_run(experiment, run_name="crashed").info.run_id, "FAILED")
@@ -67,7 +71,10 @@ def test_runs_are_ranked_by_mmd_and_the_mmd_is_logged(
     ranked = rank_runs(client, runs, scene, "iburi", max_patches=60, pixels=500)
 
     # The run on an older world is left out: its training data can no longer be rebuilt.
-    assert f"skipping old-world: trained on world v{old}" in caplog.text
+    assert (
+        f"skipping old-world: trained on data.world.generator_version {old} "
+        f"(now {GENERATOR_VERSION})" in caplog.text
+    )
     # Iburi's own training data is closer to the Iburi scene than Jiuzhaigou's.
     assert [c.run_name for c in ranked] == ["ib700", "ib700-again", "j700"]
     assert ranked[0].mean_mmd == ranked[1].mean_mmd < ranked[2].mean_mmd

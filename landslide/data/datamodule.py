@@ -1,10 +1,11 @@
 """The multi-domain DataModule: fixed sample pools per domain, mixed at configured counts."""
 
+import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import lightning as L
 import rasterio
@@ -12,6 +13,7 @@ from torch import Tensor
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from landslide.bands import BANDS, band_set
+from landslide.checksums import file_digest
 from landslide.data.augmentation import RandomDihedralFlips
 from landslide.data.datasets import PatchDataset, stack_stats
 from landslide.data.patches import PatchDomain, patch_domains
@@ -34,6 +36,18 @@ from landslide.errors import DataError
 from landslide.layout import KNOWN, UNKNOWN, DomainFiles
 
 log = logging.getLogger(__name__)
+
+
+class DomainGenerator(Protocol):
+    """Writes domain folders under a root on first use, e.g. the simulated world
+    (:class:`landslide.world.SimulatedWorld`): injected from config, so that the data layer
+    never imports what generates its data."""
+
+    def __call__(self, root: Path, domains: Mapping[str, Mapping[str, Any]]) -> None:
+        """Write (or reuse) the folders of ``domains`` under ``root``."""
+
+    def provenance(self) -> dict[str, str]:
+        """Flat ``{param: value}`` pairs naming what the generated files depend on."""
 
 
 class LandslideDataModule(L.LightningDataModule):
@@ -62,8 +76,9 @@ class LandslideDataModule(L.LightningDataModule):
         domains: domain configs by name (``conf/domain/*.yaml``): ``role`` is ``known`` or
             ``unknown``; a ``world`` block holds the default world's generator parameters.
         mix: training samples per known domain (``conf/domain_mix/*.yaml``).
-        world: ``{size, seed}`` to generate the default world under ``root`` on first use,
-            or None for prepared data that must already exist.
+        world: a :class:`DomainGenerator` that writes the domains under ``root`` on first
+            use (``conf/data/default_world.yaml`` builds the simulated world), or None for
+            prepared data that must already exist.
         patch_size: patch side in pixels (the paper's 88). This and the other sample
             settings (``pool_size``, ``test_fraction``, ``seed``, ``min_landslide_fraction``,
             ``split``, ``block_size``, ``max_ignored_fraction``) may be None: as the
@@ -92,7 +107,7 @@ class LandslideDataModule(L.LightningDataModule):
         root: str | Path,
         domains: Mapping[str, Mapping[str, Any]],
         mix: Mapping[str, int],
-        world: Mapping[str, int] | None = None,
+        world: DomainGenerator | None = None,
         patch_size: int | None = 88,
         pool_size: int | None = 1000,
         unknown_pool_size: int = 300,
@@ -111,7 +126,7 @@ class LandslideDataModule(L.LightningDataModule):
         self.root = Path(root)
         self.domains = {name: dict(cfg) for name, cfg in domains.items()}
         self.mix = dict(mix)
-        self.world = dict(world) if world is not None else None
+        self.world = world
         # None: as the prepared domains were sampled (their samples.json), see
         # landslide.data.prepared_samples.
         sample = resolve_sample_settings(
@@ -184,15 +199,7 @@ class LandslideDataModule(L.LightningDataModule):
         """Generate the default world on first use (cached), or check prepared data."""
         rasters = {n: cfg for n, cfg in self.domains.items() if n not in self.patch_domains}
         if self.world is not None:
-            from landslide.world import ensure_world
-
-            ensure_world(
-                self.root,
-                rasters,
-                {name: cfg["world"] for name, cfg in rasters.items()},
-                size=int(self.world["size"]),
-                seed=int(self.world["seed"]),
-            )
+            self.world(self.root, rasters)
         for patch_domain in self.patch_domains.values():
             patch_domain.index()  # reads and checks every file once; cached under root
         for name in rasters:
@@ -202,6 +209,26 @@ class LandslideDataModule(L.LightningDataModule):
                     f"domain '{name}': missing {', '.join(map(str, missing))}; prepare it "
                     "(python prepare.py) or use data=default_world"
                 )
+
+    def provenance(self) -> dict[str, str]:
+        """Where the data comes from, as flat params to log with a run and to check before
+        its data is rebuilt: the generator's record (e.g. ``data.world.generator_version``)
+        for generated data, else ``data.domains.<name>.sha256``, a digest of each prepared
+        domain's band statistics and mask (a patch domain's file index), which changes
+        whenever the domain is prepared again from other inputs. Call after
+        :meth:`prepare_data`.
+        """
+        if self.world is not None:
+            return self.world.provenance()
+        out = {}
+        for name in self.domains:
+            if name in self.patch_domains:
+                files = [self.patch_domains[name].cache]
+            else:
+                files = [self.files(name).stats, self.files(name).mask]
+            digests = "".join(file_digest(path) for path in files if path.is_file())
+            out[f"data.domains.{name}.sha256"] = hashlib.sha256(digests.encode()).hexdigest()
+        return out
 
     def pool_spec(self, name: str) -> PoolSpec:
         """The parameters of domain ``name``'s pool."""

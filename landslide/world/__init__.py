@@ -7,5 +7,13 @@ from landslide.world.generator import (
     simulation_seed,
 )
 from landslide.world.params import WorldParams
+from landslide.world.simulated import SimulatedWorld
 
-__all__ = ["GENERATOR_VERSION", "WorldParams", "ensure_world", "generate_domain", "simulation_seed"]
+__all__ = [
+    "GENERATOR_VERSION",
+    "SimulatedWorld",
+    "WorldParams",
+    "ensure_world",
+    "generate_domain",
+    "simulation_seed",
+]
