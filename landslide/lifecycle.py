@@ -71,6 +71,7 @@ VOLATILE_KEYS: tuple[str, ...] = (
 NEUTRAL_VALUES: dict[str, Any] = {
     "data.max_ignored_fraction": 0.0,
     "data.world._target_": "landslide.world.SimulatedWorld",  # the world became injected
+    "task.optimizer": {"_target_": "torch.optim.Adam", "_partial_": True},  # a config entry
 }
 
 

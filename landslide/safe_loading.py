@@ -31,6 +31,8 @@ from landslide.errors import DataError, UnsafeLoadError
 #: the simulated world it is given.
 TRUSTED_PACKAGES = (landslide.models.__name__, landslide.data.__name__, landslide.world.__name__)
 _PREFIXES = tuple(f"{name}." for name in TRUSTED_PACKAGES)
+#: Besides those, a spec may name an optimiser class of ``torch.optim``.
+_OPTIMIZERS = "torch.optim."
 _TARGET = "_target_"
 #: What to do about a refused spec or checkpoint.
 FIX = (
@@ -132,6 +134,15 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 
 def _check_target(target: Any, key: str, origin: str) -> None:
+    if isinstance(target, str) and target.startswith(_OPTIMIZERS):
+        # The task's optimiser (conf/train.yaml's task.optimizer): a torch.optim class
+        # only, built on the network's parameters.
+        try:
+            obj = get_object(target)
+        except (ImportError, AttributeError, ValueError):
+            obj = None
+        if inspect.isclass(obj) and issubclass(obj, torch.optim.Optimizer):
+            return
     if isinstance(target, str) and target.startswith(_PREFIXES):
         try:
             obj = get_object(target)
@@ -141,7 +152,7 @@ def _check_target(target: Any, key: str, origin: str) -> None:
             return
     raise UnsafeLoadError(
         f"{origin}{key}={_REPR.repr(target)} is not a class of "
-        f"{' or '.join(TRUSTED_PACKAGES)}; refused before anything was built (it could run "
+        f"{' or '.join(TRUSTED_PACKAGES)} nor a torch.optim optimiser; refused before anything was built (it could run "
         f"any code): {FIX}"
     )
 

@@ -14,6 +14,9 @@ from landslide.layout import IGNORED
 from landslide.metrics import landslide_metrics
 from landslide.safe_loading import instantiate_trusted
 
+#: The paper's optimiser: Adam (at ``lr``, 1e-4), as ``conf/train.yaml`` configures it.
+PAPER_OPTIMIZER: dict[str, Any] = {"_target_": "torch.optim.Adam", "_partial_": True}
+
 
 class SegmentationTask(L.LightningModule):
     """Binary landslide segmentation with the paper's loss, optimiser and metrics.
@@ -25,7 +28,9 @@ class SegmentationTask(L.LightningModule):
 
     Args:
         net: Hydra spec of the network, e.g. ``{"_target_": "landslide.models.ResUSENet"}``.
-        lr: Adam learning rate (the paper's 1e-4).
+        lr: learning rate (the paper's 1e-4).
+        optimizer: Hydra spec of the optimiser class, partial (``_partial_: true``): it is
+            built with the network's parameters and ``lr``; None is the paper's Adam.
         threshold: probability above which a pixel is a landslide.
         test_domains: names of the test sets, in the DataModule's test dataloader order.
         figure_samples: test patches per domain kept for the prediction figure.
@@ -39,6 +44,7 @@ class SegmentationTask(L.LightningModule):
         self,
         net: Mapping[str, Any],
         lr: float = 1e-4,
+        optimizer: Mapping[str, Any] | None = None,
         threshold: float = 0.5,
         test_domains: Sequence[str] = (),
         figure_samples: int = 4,
@@ -48,6 +54,8 @@ class SegmentationTask(L.LightningModule):
         super().__init__()
         # Plain containers, so checkpoints load with torch.load(weights_only=True).
         net = OmegaConf.to_container(net, resolve=True) if isinstance(net, DictConfig) else net
+        if isinstance(optimizer, DictConfig):
+            optimizer = OmegaConf.to_container(optimizer, resolve=True)
         test_domains = list(test_domains)
         bands = list(bands) if bands is not None else None
         self.save_hyperparameters(logger=False)
@@ -76,7 +84,9 @@ class SegmentationTask(L.LightningModule):
         )
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.hparams["lr"])
+        spec = self.hparams.get("optimizer") or PAPER_OPTIMIZER
+        make = instantiate_trusted(spec, "optimizer")
+        return make(self.parameters(), lr=self.hparams["lr"])
 
     def forward(self, image: Tensor) -> Tensor:
         """Landslide logits [B, H, W] for an image batch [B, C, H, W]."""

@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from landslide.errors import UnsafeLoadError
 from landslide.metrics import landslide_metrics
 from landslide.task import SegmentationTask
 
@@ -80,6 +81,19 @@ def test_forward_and_checkpoint_round_trip(tmp_path) -> None:
     loaded.eval()
     torch.testing.assert_close(loaded(image), task(image))
     assert loaded.hparams["lr"] == 1e-3
+
+
+def test_the_optimiser_is_a_config_entry_and_a_foreign_one_is_refused() -> None:
+    # The paper's Adam when none is given (checkpoints from before the entry hold none).
+    adam = SegmentationTask(TINY_NET, lr=1e-3).configure_optimizers()
+    assert type(adam) is torch.optim.Adam and adam.param_groups[0]["lr"] == 1e-3
+    sgd_spec = {"_target_": "torch.optim.SGD", "_partial_": True, "momentum": 0.9}
+    sgd = SegmentationTask(TINY_NET, lr=0.01, optimizer=sgd_spec).configure_optimizers()
+    assert type(sgd) is torch.optim.SGD
+    assert (sgd.param_groups[0]["lr"], sgd.param_groups[0]["momentum"]) == (0.01, 0.9)
+    crafted = {"_target_": "torch.optim.os.system", "_partial_": True}
+    with pytest.raises(UnsafeLoadError, match=r"optimizer\._target_=.*refused"):
+        SegmentationTask(TINY_NET, optimizer=crafted).configure_optimizers()
 
 
 def test_ignored_pixels_change_neither_loss_nor_metrics() -> None:
