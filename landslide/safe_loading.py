@@ -4,8 +4,9 @@ A checkpoint's hyperparameters and a run's logged ``config.yaml`` hold Hydra spe
 instantiating a spec calls whatever its ``_target_`` names: ``torch.load(weights_only=True)``
 guards the unpickling, not what is built afterwards from the plain values it returns. So
 every ``_target_`` is resolved and checked before anything is built: it must be a class
-defined in this package's networks, data modules or simulated world. Checkpoints are read weights-only, and
-a damaged, truncated or foreign file gives one line naming it and the fix.
+defined in this package's networks, data modules or simulated world, or a ``torch.optim``
+optimiser. Checkpoints are read weights-only, and a damaged, truncated or foreign file gives
+one line naming it and the fix.
 """
 
 import inspect
@@ -152,8 +153,8 @@ def _check_target(target: Any, key: str, origin: str) -> None:
             return
     raise UnsafeLoadError(
         f"{origin}{key}={_REPR.repr(target)} is not a class of "
-        f"{' or '.join(TRUSTED_PACKAGES)} nor a torch.optim optimiser; refused before anything was built (it could run "
-        f"any code): {FIX}"
+        f"{' or '.join(TRUSTED_PACKAGES)} nor a torch.optim optimiser; refused before anything "
+        f"was built (it could run any code): {FIX}"
     )
 
 
