@@ -93,3 +93,16 @@ def test_layers_import_only_downwards(layer: str, forbidden: str) -> None:
         if target.startswith(forbidden)
     }
     assert not wrong, sorted(wrong)
+
+
+def test_the_paper_pool_settings_are_one_fact() -> None:
+    """``conf/pool/paper.yaml`` (what runs and prepare.py use) and the values the code falls
+    back on for a prepared domain without a saved index agree, key for key."""
+    from omegaconf import OmegaConf
+
+    from landslide.data.sampling import PAPER_SAMPLES
+
+    conf = OmegaConf.load(PACKAGE.parent / "conf" / "pool" / "paper.yaml")
+    assert OmegaConf.to_container(conf) == PAPER_SAMPLES
+    as_prepared = OmegaConf.load(PACKAGE.parent / "conf" / "pool" / "as_prepared.yaml")
+    assert OmegaConf.to_container(as_prepared) == dict.fromkeys(PAPER_SAMPLES)

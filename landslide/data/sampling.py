@@ -112,7 +112,8 @@ class PoolSpec:
 
 
 #: The paper's sample settings (Section IV-A: 1000 samples of 88 x 88 px per domain, split
-#: 7:3), which :class:`PoolSpec` fields and ``conf/prepare.yaml``'s ``samples`` default to.
+#: 7:3): ``conf/pool/paper.yaml`` (a test keeps them equal), used where a prepared domain
+#: has no saved index.
 PAPER_SAMPLES: dict[str, object] = {
     "patch_size": 88,
     "pool_size": 1000,
