@@ -209,7 +209,8 @@ def ellipses(
     flat = norm < 1e-9
     dr = np.where(flat, 1.0, dr / np.where(flat, 1.0, norm))
     dc = np.where(flat, 0.0, dc / np.where(flat, 1.0, norm))
-    ratio = rng.uniform(*params.elongation, n)
+    shortest, longest = params.elongation
+    ratio = rng.uniform(shortest, longest, n)
     area_px = areas_m2[:n] / (RES * RES)
     b = np.sqrt(area_px / (np.pi * ratio))
     p_rock = 1.0 / (1.0 + (params.rock_area_m2 / areas_m2[:n]) ** 1.5)

@@ -12,8 +12,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException
+from omegaconf import OmegaConf
+from omegaconf.errors import (
+    ConfigKeyError,
+    MissingMandatoryValue,
+    OmegaConfBaseException,
+    ValidationError,
+)
 
 #: Pixel size of every simulated domain, metres (Sentinel-2's 10 m bands).
 RES = 10.0
@@ -436,8 +441,10 @@ class WorldParams:
             problem = f"{err.full_key} is not a known key"
         except MissingMandatoryValue as err:
             problem = f"{err.full_key} is missing"
+        except ValidationError as err:
+            problem = f"{err.full_key} has the wrong type: {_first_line(err)}"
         except OmegaConfBaseException as err:
-            problem = f"{err.full_key} has the wrong type: {str(err.msg).splitlines()[0]}"
+            problem = f"{err.full_key}: {_first_line(err)}"
         if domain is None:
             raise ValueError(f"world.{problem}") from None
         raise ValueError(
@@ -445,16 +452,24 @@ class WorldParams:
         ) from None
 
 
-def _build(schema: type, node: DictConfig, prefix: str) -> Any:
-    """Instantiate ``schema`` from its checked node, each nested dataclass first.
+def _build(schema: type, node: Any, prefix: str) -> Any:
+    """Instantiate ``schema`` from its checked config node, each nested dataclass first.
 
     Like ``OmegaConf.to_object``, but a :class:`ParamError` from a ``__post_init__`` names
     the full key (``pre.cloud.cover``, not ``cover``).
+
+    Args:
+        schema: the dataclass.
+        node: its ``DictConfig``, merged into ``OmegaConf.structured(schema)``.
+        prefix: the node's key followed by a dot (empty at the top).
+
+    Returns:
+        The instance.
     """
     values = {}
     for f in dataclasses.fields(schema):
         value = node[f.name]  # MissingMandatoryValue if absent
-        if dataclasses.is_dataclass(f.type):
+        if isinstance(f.type, type) and dataclasses.is_dataclass(f.type):
             values[f.name] = _build(f.type, value, f"{prefix}{f.name}.")
         elif OmegaConf.is_config(value):
             values[f.name] = OmegaConf.to_container(value)
@@ -464,3 +479,8 @@ def _build(schema: type, node: DictConfig, prefix: str) -> Any:
         return schema(**values)
     except ParamError as err:
         raise ParamError(prefix + err.key, err.problem) from None
+
+
+def _first_line(err: OmegaConfBaseException) -> str:
+    """OmegaConf's message without the lines it appends (``full_key: ...``, types)."""
+    return str(err.msg).splitlines()[0]

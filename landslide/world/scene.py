@@ -186,7 +186,8 @@ class Scene:
         strength = np.where(partial, rng.uniform(0.35, 0.75, areas.size), 1.0)
         slides = objects.ellipses(slides_p, areas, maps["slides"], gradient, scene, rng, strength)
         scar_areas = objects.landslide_areas(slides_p, self.p.scars.share * area_m2, rng)
-        reveg = rng.uniform(*self.p.scars.revegetation, scar_areas.size)
+        least, most = self.p.scars.revegetation
+        reveg = rng.uniform(least, most, scar_areas.size)
         scars = objects.ellipses(
             slides_p, scar_areas, maps["scars"], gradient, scene, rng, 1.0 - reveg
         )
