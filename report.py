@@ -9,7 +9,7 @@ from omegaconf import DictConfig
 from landslide.errors import UserError
 from landslide.mlflow_store import open_store
 from landslide.report.collect import collect_runs
-from landslide.report.render import log_report, write_report
+from landslide.report.publish import log_report, write_report
 
 log = logging.getLogger(__name__)
 

@@ -3,13 +3,17 @@
 import math
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import mlflow
 import pandas as pd
 import pytest
 
 from landslide.lifecycle import COMPLETE
 from landslide.report.collect import collect_runs
-from landslide.report.render import log_report, write_report
+from landslide.report.markdown import render_markdown
+from landslide.report.plots import ratio_curve
+from landslide.report.publish import log_report, write_report
+from landslide.report.tables import build_tables, ratio_table
 
 WORLD = {
     "data.world.size": "1024",
@@ -19,14 +23,29 @@ WORLD = {
 }
 
 
-def add_run(
-    client, experiment_id, model, mix, seed, metrics, iburi=0, params=WORLD, status="FINISHED"
-):
+#: Training counts of the fixed mixes the tests log.
+COUNTS = {"ib700": {"iburi": 700}, "j700": {"jiuzhaigou": 700}}
+
+
+def ratio_params(axis: str, rest: str, count: int, total: int = 700) -> dict[str, str]:
+    """The domain_mix params a run of ``conf/domain_mix/ratio.yaml`` logs (its count knob is
+    named after the domain it varies)."""
+    return {
+        f"domain_mix.{axis}": str(count),
+        "domain_mix.total": str(total),
+        f"domain_mix.counts.{axis}": str(count),
+        f"domain_mix.counts.{rest}": str(total - count),
+    }
+
+
+def add_run(client, experiment_id, model, mix, seed, metrics, params=WORLD, status="FINISHED"):
+    """Log a training run as train.py does: its flat config as params, its test metrics."""
     run = client.create_run(experiment_id, run_name=f"{model}-{mix}-seed{seed}")
+    counts = {f"domain_mix.counts.{d}": str(n) for d, n in COUNTS.get(mix, {}).items()}
     for key, value in {
         "model.name": model,
         "domain_mix.name": mix,
-        "domain_mix.counts.iburi": str(iburi),
+        **counts,
         "seed": str(seed),
         **params,
     }.items():
@@ -71,16 +90,23 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> mlflow.MlflowClient:
                 f"ratio_ib{iburi}",
                 seed,
                 {"test/palu/f1": f1 + delta},
-                iburi=iburi,
+                params=WORLD | ratio_params("iburi", "jiuzhaigou", iburi),
             )
     return client
 
 
-def test_tables_put_our_numbers_beside_the_papers(store, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def report(store: mlflow.MlflowClient, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The report of the store's runs, written once for the module (figures take seconds)."""
+    return write_report(collect_runs(store), tmp_path_factory.mktemp("report"))
+
+
+def test_tables_put_our_numbers_beside_the_papers(store, report: Path) -> None:
     runs = collect_runs(store)
     assert len(runs) == 7  # the failed run is left out
-    report = write_report(runs, tmp_path / "report")
-    table = pd.read_csv(tmp_path / "report" / "table_VI.csv")
+    assert runs.loc[runs["mix"] == "ib700", "count/iburi"].tolist() == [700, 700]
+    assert runs.loc[runs["mix"] == "ib700", "count/jiuzhaigou"].tolist() == [0, 0]
+    table = pd.read_csv(report.parent / "table_VI.csv")
     row = table.query("network == 'resu_senet' and test_domain == 'iburi'").iloc[0]
     assert row["f1_ours"] == pytest.approx(0.85)
     assert row["f1_ours_std"] == pytest.approx(0.05)
@@ -95,25 +121,26 @@ def test_tables_put_our_numbers_beside_the_papers(store, tmp_path: Path) -> None
     assert "simulated default world v2 (1024 px per domain, world seed 0)" in text
     assert "| iburi | resu_senet | ib700 | 2 | — | 0.8766 | — |" in text
     assert "0.8500 ± 0.0500 | 0.8530 | -0.0030 |" in text
+    assert "| Iburi of 700 | seeds | test/iburi/f1 (ours) | test/palu/f1 (ours) |\n" in text
+    assert "| 700 | 2 | — | 0.6500 ± 0.0500 |" in text
     for name in ("table_VI.png", "table_IX.png", "table_XI.png", "ratio_sweep.png"):
-        assert (tmp_path / "report" / name).stat().st_size > 10_000
+        assert (report.parent / name).stat().st_size > 10_000
 
-    mmd = pd.read_csv(tmp_path / "report" / "table_XI.csv").query("band == 'slope'")
+    mmd = pd.read_csv(report.parent / "table_XI.csv").query("band == 'slope'")
     ours = dict(zip(mmd["source"], mmd["ours"], strict=True))
     assert ours["ib700"] == pytest.approx(0.3) and ours["j700"] == pytest.approx(0.1)
     ranks = dict(zip(mmd["source"], mmd["ours_rank"], strict=True))
     assert ranks["j700"] == 1 and ranks["ib700"] == 2
 
-    ratio = pd.read_csv(tmp_path / "report" / "ratio_sweep.csv")
-    assert list(ratio["iburi"]) == [0, 700]
+    ratio = pd.read_csv(report.parent / "ratio_sweep.csv")
+    assert list(ratio["axis"]) == ["iburi", "iburi"] and list(ratio["rest"]) == ["jiuzhaigou"] * 2
+    assert list(ratio["count"]) == [0, 700] and list(ratio["total"]) == [700, 700]
     assert list(ratio["test/palu/f1_ours"]) == pytest.approx([0.25, 0.65])
     assert list(ratio["test/palu/f1_ours_std"]) == pytest.approx([0.05, 0.05])
 
 
-def test_report_is_logged_to_a_summary_run(store, tmp_path: Path) -> None:
-    runs = collect_runs(store)
-    report = write_report(runs, tmp_path / "report")
-    run_id = log_report(store, "reports", str(tmp_path / "artifacts"), report.parent, len(runs))
+def test_report_is_logged_to_a_summary_run(store, report: Path, tmp_path: Path) -> None:
+    run_id = log_report(store, "reports", str(tmp_path / "artifacts"), report.parent, 7)
     files = {a.path for a in store.list_artifacts(run_id, "report")}
     assert {"report/report.md", "report/table_VI.csv", "report/table_VI.png"} <= files
     # A second report does not read the first one's summary run as a training run.
@@ -136,7 +163,7 @@ def test_runs_on_different_data_are_never_averaged(store, tmp_path: Path) -> Non
         collect_runs(store, ["nope"])
 
 
-def test_a_setting_run_again_counts_once_with_its_newest_run(store, tmp_path: Path) -> None:
+def test_a_setting_run_again_counts_once_with_its_newest_run(store) -> None:
     exp = store.get_experiment_by_name("landslide").experiment_id
     # Table VI's run of resu_senet ib700 seed 2, repeated by another experiment.
     add_run(store, exp, "resu_senet", "ib700", 2, {"test/iburi/f1": 0.70})
@@ -145,7 +172,7 @@ def test_a_setting_run_again_counts_once_with_its_newest_run(store, tmp_path: Pa
         assert len(runs) == 7 and runs.attrs["repeats"] == 1
         f1 = runs.query("model == 'resu_senet' and mix == 'ib700'")["test/iburi/f1"]
         assert sorted(f1) == pytest.approx([0.70, 0.80])  # seed 2's newest run replaces 0.90
-        text = write_report(runs, tmp_path / "report").read_text()
+        text = render_markdown(runs, build_tables(runs), figures=())
         assert "Runs read from MLflow: 7 (and 1 older repeats" in text
         assert "0.7500 ± 0.0500 | 0.8530 | -0.1030 |" in text
     finally:
@@ -162,7 +189,45 @@ def test_a_run_logged_with_a_fractional_seed_is_left_out(
     try:
         runs = collect_runs(store, exclude=["reports"])
         assert len(runs) == 7 and 0.10 not in set(runs["test/iburi/f1"])
-        assert "seed=1.5 or its Iburi count is not an integer" in caplog.text
+        assert "seed=1.5 or a domain_mix count is not an integer" in caplog.text
     finally:
         newest = store.search_runs([exp], order_by=["attributes.start_time DESC"])[0]
         store.delete_run(newest.info.run_id)
+
+
+def test_a_ratio_sweep_over_other_domains_is_read_from_the_runs_config(store) -> None:
+    """A ratio sweep over two other domains (here prepared Nepal and Haiti, 0 to 700 Nepal
+    samples of 700) is reported by its runs' params alone."""
+    exp = store.create_experiment("nepal_haiti")
+    prepared = {"data.world": "None", "data.root": "/data/prepared"}
+    f1 = {0: (0.30, 0.40), 350: (0.50, 0.70), 700: (0.80, 0.80)}  # Nepal F1 of seeds 1, 2
+    try:
+        for nepal, scores in f1.items():
+            for seed, score in enumerate(scores, 1):
+                params = prepared | ratio_params("nepal", "haiti", nepal)
+                metrics = {"test/nepal/f1": score, "test/haiti/f1": 1 - score}
+                add_run(store, exp, "resu_senet", f"ratio_nepal{nepal}", seed, metrics, params)
+        runs = collect_runs(store, ["nepal_haiti"])
+        assert set(runs["ratio_axis"]) == {"nepal"}
+        table = ratio_table(runs)
+        setting = table[["axis", "rest", "total", "count", "seeds"]].to_numpy().tolist()
+        assert setting == [["nepal", "haiti", 700, n, 2] for n in (0, 350, 700)]
+        assert list(table["test/nepal/f1_ours"]) == pytest.approx([0.35, 0.60, 0.80])
+        assert list(table["test/nepal/f1_ours_std"]) == pytest.approx([0.05, 0.10, 0.0])
+        assert list(table["test/haiti/f1_ours"]) == pytest.approx([0.65, 0.40, 0.20])
+
+        fig = ratio_curve(table)
+        (ax,) = fig.axes
+        assert ax.get_xlabel() == "Nepal samples of 700 (the rest Haiti)"
+        curves = {line.get_label(): line for line in ax.lines}
+        assert list(curves["nepal"].get_xdata()) == [0, 350, 700]
+        assert list(curves["nepal"].get_ydata()) == pytest.approx([0.35, 0.60, 0.80])
+        assert list(curves["haiti"].get_ydata()) == pytest.approx([0.65, 0.40, 0.20])
+        plt.close(fig)
+
+        text = render_markdown(runs, build_tables(runs), figures=("ratio_sweep.png",))
+        assert "| Nepal of 700 | seeds | test/haiti/f1 (ours) | test/nepal/f1 (ours) |" in text
+        assert "| 350 | 2 | 0.4000 ± 0.1000 | 0.6000 ± 0.1000 |" in text
+        assert "![ratio_sweep.png](ratio_sweep.png)" in text
+    finally:
+        store.delete_experiment(exp)

@@ -10,7 +10,8 @@ from landslide.lifecycle import is_complete
 
 log = logging.getLogger(__name__)
 
-#: Run columns that identify a training setting (the rest are metrics).
+#: Run columns that identify a training setting; beside them, one ``count/<domain>`` column
+#: per domain of any run's mix (:data:`COUNT`) and one column per metric.
 KEYS: tuple[str, ...] = (
     "run_id",
     "run_name",
@@ -18,9 +19,13 @@ KEYS: tuple[str, ...] = (
     "model",
     "mix",
     "seed",
-    "iburi",
+    "ratio_axis",
     "data",
 )
+#: Prefix of the columns of a run's training counts: ``count/iburi`` is its Iburi samples.
+COUNT = "count/"
+#: Prefix of the logged params of a run's training counts (``domain_mix.counts.iburi``).
+COUNT_PARAM = "domain_mix.counts."
 
 
 def data_source(params: dict[str, str]) -> str:
@@ -33,14 +38,39 @@ def data_source(params: dict[str, str]) -> str:
     return f"prepared data ({params.get('data.root', 'unknown root')})"
 
 
+def training_counts(params: dict[str, str]) -> dict[str, int]:
+    """A run's training samples per domain, from its logged ``domain_mix.counts``.
+
+    Raises:
+        ValueError: a count is not an integer.
+    """
+    return {
+        key.removeprefix(COUNT_PARAM): int(value)
+        for key, value in params.items()
+        if key.startswith(COUNT_PARAM)
+    }
+
+
+def ratio_axis(params: dict[str, str], counts: dict[str, int]) -> str | None:
+    """The domain whose count a ratio mix varies, or None for a fixed mix.
+
+    A ratio mix (``conf/domain_mix/ratio.yaml``) names the domain it varies by its own count
+    knob: ``domain_mix.iburi`` sets ``domain_mix.counts.iburi``, the rest of ``total`` goes to
+    the other domain. A fixed mix logs its counts only.
+    """
+    axes = [domain for domain in counts if f"domain_mix.{domain}" in params]
+    return axes[0] if len(axes) == 1 else None
+
+
 def collect_runs(
     client: mlflow.MlflowClient,
     experiments: Sequence[str] | None = None,
     exclude: Sequence[str] = (),
     data: str | None = None,
 ) -> pd.DataFrame:
-    """One row per complete training run (:func:`landslide.lifecycle.is_complete`): its
-    setting and every metric it logged.
+    """One row per complete training run: its setting and every metric it logged.
+
+    A run counts once it is complete (:func:`landslide.lifecycle.is_complete`).
 
     Args:
         client: the MLflow client of the store.
@@ -51,9 +81,11 @@ def collect_runs(
             data are never averaged together.
 
     Returns:
-        Columns :data:`KEYS` plus one per metric key (``test/palu/f1``, ``mmd/palu/mean``,
-        ...); ``iburi`` is the run's Iburi training count. One row per model, mix and seed
-        (the newest run); ``attrs["repeats"]`` counts the older repeats left out.
+        Columns :data:`KEYS`, one ``count/<domain>`` per domain of the runs' mixes (0 where
+        a mix leaves the domain out), and one per metric key (``test/palu/f1``,
+        ``mmd/palu/mean``, ...); ``ratio_axis`` is the domain a ratio mix varies
+        (:func:`ratio_axis`). One row per model, mix and seed (the newest run);
+        ``attrs["repeats"]`` counts the older repeats left out.
     """
     found = client.search_experiments()
     names = {e.experiment_id: e.name for e in found}
@@ -75,12 +107,12 @@ def collect_runs(
             continue  # not a training run, or one that failed after fit
         try:
             seed = int(params["seed"])
-            iburi = int(params.get("domain_mix.counts.iburi", 0))
+            counts = training_counts(params)
         except ValueError:
             # Recorded before the config was validated (e.g. seed=1.5, trained as seed 1):
             # its setting is unknown, so it cannot be averaged with anything.
             log.warning(
-                "skipping run %s (%s): seed=%s or its Iburi count is not an integer",
+                "skipping run %s (%s): seed=%s or a domain_mix count is not an integer",
                 run.info.run_name,
                 run.info.run_id,
                 params.get("seed"),
@@ -94,13 +126,16 @@ def collect_runs(
                 "model": params["model.name"],
                 "mix": params["domain_mix.name"],
                 "seed": seed,
-                "iburi": iburi,
+                "ratio_axis": ratio_axis(params, counts),
                 "data": data_source(params),
+                **{f"{COUNT}{domain}": count for domain, count in counts.items()},
                 "start_time": run.info.start_time,
                 **run.data.metrics,
             }
         )
     runs = pd.DataFrame(rows, columns=[*KEYS, "start_time"] if not rows else None)
+    count_columns = [c for c in runs.columns if c.startswith(COUNT)]
+    runs[count_columns] = runs[count_columns].fillna(0).astype(int)  # left out: 0 samples
     if data is not None:
         runs = runs[runs["data"].str.contains(data, regex=False)]
     # Experiments overlap (Table VI's runs are also Table VII's and Table X's): a setting run

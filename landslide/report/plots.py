@@ -1,5 +1,7 @@
 """The paper's figures, redrawn from our runs beside its numbers."""
 
+from collections.abc import Iterator, Mapping
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -10,6 +12,13 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from landslide.bands import BANDS  # noqa: E402
 from landslide.metrics import METRICS  # noqa: E402
+from landslide.report.tables import (  # noqa: E402
+    CAPTIONS,
+    METRIC_TABLES,
+    MMD_TABLES,
+    RATIO_SWEEP,
+    paper_table_name,
+)
 
 
 def metric_bars(table: pd.DataFrame, title: str) -> Figure:
@@ -72,18 +81,46 @@ def mmd_heatmaps(table: pd.DataFrame, title: str) -> Figure:
 
 
 def ratio_curve(table: pd.DataFrame) -> Figure:
-    """F1 per test domain against the Iburi share of 700 samples, band = seed spread."""
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for column in [c for c in table.columns if c.endswith("/f1_ours")]:
-        domain = column.split("/")[1]
-        mean = table[column]
-        std = table[column.replace("_ours", "_ours_std")].fillna(0)
-        ax.plot(table["iburi"], mean, marker="o", label=domain)
-        ax.fill_between(table["iburi"], mean - std, mean + std, alpha=0.2)
-    ax.set_xlabel("Iburi samples of 700 (the rest Jiuzhaigou)")
-    ax.set_ylabel("test F1 (ours)")
-    ax.set_ylim(0, 1)
-    ax.legend()
-    ax.grid(alpha=0.3)
+    """F1 per test domain against the axis domain's count, band = seed spread.
+
+    One panel per sweep (axis domain and total) of
+    :func:`~landslide.report.tables.ratio_table`.
+    """
+    sweeps = list(table.groupby(["axis", "rest", "total"], sort=False))
+    fig, axes = plt.subplots(1, len(sweeps), figsize=(7 * len(sweeps), 4), squeeze=False)
+    for ax, ((axis, rest, total), sweep) in zip(axes[0], sweeps, strict=True):
+        for column in [c for c in sweep.columns if c.endswith("/f1_ours")]:
+            domain = column.split("/")[1]
+            mean = sweep[column]
+            std = sweep[column.replace("_ours", "_ours_std")].fillna(0)
+            ax.plot(sweep["count"], mean, marker="o", label=domain)
+            ax.fill_between(sweep["count"], mean - std, mean + std, alpha=0.2)
+        others = "+".join(d.capitalize() for d in rest.split("+") if d)
+        label = f"{axis.capitalize()} samples of {total}"
+        ax.set_xlabel(f"{label} (the rest {others})" if others else label)
+        ax.set_ylabel("test F1 (ours)")
+        ax.set_ylim(0, 1)
+        ax.legend()
+        ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def draw_figures(tables: Mapping[str, pd.DataFrame]) -> Iterator[tuple[str, Figure]]:
+    """The report's figures, one at a time (close each before the next is drawn).
+
+    Args:
+        tables: the report's tables by name (:func:`~landslide.report.tables.build_tables`).
+
+    Yields:
+        A figure's file name (its table's name, ``.png``) and the figure: bars for every
+        metric table, heatmaps for every MMD table, the ratio curve when there are ratio runs.
+    """
+    for table_id in METRIC_TABLES:
+        name = paper_table_name(table_id)
+        yield f"{name}.png", metric_bars(tables[name], CAPTIONS[table_id])
+    for table_id in MMD_TABLES:
+        name = paper_table_name(table_id)
+        yield f"{name}.png", mmd_heatmaps(tables[name], CAPTIONS[table_id])
+    if not tables[RATIO_SWEEP].empty:
+        yield f"{RATIO_SWEEP}.png", ratio_curve(tables[RATIO_SWEEP])

@@ -10,12 +10,34 @@ import pandas as pd
 
 from landslide.bands import BANDS
 from landslide.metrics import METRICS
+from landslide.report.collect import COUNT
 from landslide.report.paper import paper_mmd, paper_other_results, paper_tables
 
 #: The network used where the paper does not name one (its extreme-ratio figures).
 DEFAULT_NETWORK = "resu_senet"
 #: Paper tables of the five metrics, in the paper's order.
 METRIC_TABLES: tuple[str, ...] = ("VI", "VII", "VIII", "IX", "X")
+#: Paper tables of the per-band MMD.
+MMD_TABLES: tuple[str, ...] = ("XI", "XII")
+#: What each paper table shows (the report's headings and figure titles).
+CAPTIONS = {
+    "VI": "Table VI / Fig. 5: ResU-Net vs ResU-SENet, single-domain benchmarks",
+    "VII": "Table VII / Fig. 8: mixes tested on Iburi",
+    "VIII": "Table VIII / Fig. 8: mixes tested on Jiuzhaigou",
+    "IX": "Table IX / Figs. 9, 11: all mixes tested on Palu (unseen)",
+    "X": "Table X: the five networks on the single-domain benchmarks",
+    "XI": "Table XI: per-band MMD between each training mix and Palu",
+    "XII": "Table XII: per-band MMD between Iburi / Jiuzhaigou and Luding",
+}
+#: Names (file stems) of the report's tables that are not a paper table
+#: (:func:`paper_table_name`).
+TEXT_RESULTS = "text_results"
+RATIO_SWEEP = "ratio_sweep"
+
+
+def paper_table_name(table: str) -> str:
+    """The report's name (file stem) of a paper table: ``table_VI``."""
+    return f"table_{table}"
 
 
 def ours(runs: pd.DataFrame, network: str, mix: str, key: str) -> tuple[float, float, int]:
@@ -77,8 +99,9 @@ def other_results_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def mmd_table(runs: pd.DataFrame, table: str) -> pd.DataFrame:
-    """Table XI or XII: per-band MMD between each training mix and the target, ours beside
-    the paper's, with each side's rank of the mixes per band (1 = closest).
+    """Table XI or XII: per-band MMD between each training mix and the target.
+
+    Ours beside the paper's, with each side's rank of the mixes per band (1 = closest).
 
     Our values are squared MMDs with our kernel (see :mod:`landslide.mmd`); the paper does
     not give its estimator, so the scales differ and the ranks are what compares.
@@ -108,15 +131,56 @@ def mmd_table(runs: pd.DataFrame, table: str) -> pd.DataFrame:
 
 
 def ratio_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """The ratio sweep: F1 per test domain against the Iburi count, over seeds."""
+    """The ratio sweeps: F1 per test domain against the count of the domain a mix varies.
+
+    The varied domain is a run's ``ratio_axis`` (:func:`landslide.report.collect.ratio_axis`);
+    F1 is averaged over seeds.
+
+    Returns:
+        One row per axis domain, total and axis count, sorted: ``axis``, ``rest`` (the mix's
+        other domains, joined by ``+``), ``total`` (the mix's samples), ``count`` (the axis
+        domain's), ``<test/<domain>/f1>_ours`` and ``_ours_std`` per test domain, and
+        ``seeds``. Empty when no run is of a ratio mix.
+    """
     if runs.empty:
         return pd.DataFrame()
-    sweep = runs[runs["mix"].str.startswith("ratio_ib")]
-    columns = sorted(c for c in sweep.columns if c.startswith("test/") and c.endswith("/f1"))
+    sweep = runs[runs["ratio_axis"].notna()]
     if sweep.empty:
         return pd.DataFrame()
-    grouped = sweep.groupby("iburi")[columns]
+    columns = sorted(c for c in sweep.columns if c.startswith("test/") and c.endswith("/f1"))
+    counts = sweep[[c for c in sweep.columns if c.startswith(COUNT)]]
+    setting = pd.DataFrame(
+        {
+            "axis": sweep["ratio_axis"],
+            "total": counts.sum(axis=1),
+            "count": [counts.at[i, f"{COUNT}{axis}"] for i, axis in sweep["ratio_axis"].items()],
+        }
+    )
+    grouped = sweep[columns].groupby([setting["axis"], setting["total"], setting["count"]])
     table = grouped.mean().add_suffix("_ours")
     table = table.join(grouped.std(ddof=0).add_suffix("_ours_std"))
-    table["seeds"] = sweep.groupby("iburi").size()
-    return table.reset_index()
+    table["seeds"] = grouped.size()
+    table = table.reset_index()
+    rest = {
+        axis: "+".join(
+            c.removeprefix(COUNT)
+            for c in counts.columns
+            if c != f"{COUNT}{axis}" and (counts.loc[setting["axis"] == axis, c] > 0).any()
+        )
+        for axis in table["axis"].unique()
+    }
+    table.insert(1, "rest", table["axis"].map(rest))
+    return table
+
+
+def build_tables(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Every table of the report, by name (file stem), in the report's order.
+
+    The metric tables, the figures quoted in the text, the MMD tables and the ratio sweep
+    (empty without ratio runs).
+    """
+    tables = {paper_table_name(t): metric_table(runs, t) for t in METRIC_TABLES}
+    tables[TEXT_RESULTS] = other_results_table(runs)
+    tables |= {paper_table_name(t): mmd_table(runs, t) for t in MMD_TABLES}
+    tables[RATIO_SWEEP] = ratio_table(runs)
+    return tables
