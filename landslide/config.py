@@ -1,15 +1,27 @@
-"""Compose the project's Hydra config outside a Hydra app (scripts, benchmarks, tests)."""
+"""The Hydra config: its folders, resolvers, composition outside an app, instantiation.
+
+Composition outside a Hydra app serves scripts, benchmarks and tests; instantiation turns a
+constructor's error into the project's one-line error.
+"""
 
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from hydra.types import RunMode
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+#: The project's config folder.
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+#: Configs of this checkout only, git-ignored: the domains ``prepare.py`` registers. Every
+#: primary config adds it to Hydra's search path (``hydra.searchpath``), so its groups
+#: (``domain/``, ``domain_mix/``) are found as if they were in ``conf/``.
+LOCAL_CONF_DIR = CONF_DIR / "local"
 
 
 def register_resolvers() -> None:
@@ -19,10 +31,14 @@ def register_resolvers() -> None:
     ``${len:x}``: the length of a list, e.g. the networks' input channels from the band set.
     ``${pid:}``: this process's id, e.g. to keep output folders of simultaneous runs apart
     (cached, so every use within one config agrees).
+    ``${local_conf_dir:}``: the absolute path of :data:`LOCAL_CONF_DIR`, for the primary
+    configs' ``hydra.searchpath`` (a relative ``file://`` path would be taken from the
+    current folder).
     """
     OmegaConf.register_new_resolver("minus", lambda a, b: a - b, replace=True)
     OmegaConf.register_new_resolver("len", len, replace=True)
     OmegaConf.register_new_resolver("pid", os.getpid, replace=True, use_cache=True)
+    OmegaConf.register_new_resolver("local_conf_dir", lambda: str(LOCAL_CONF_DIR), replace=True)
 
 
 register_resolvers()
@@ -63,3 +79,31 @@ def compose_config(
     with open_dict(cfg):
         del cfg["hydra"]
     return cfg
+
+
+def instantiate_config(spec: Any, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate``, with a constructor's own error raised as it is.
+
+    Hydra wraps any error raised while building an object in an ``InstantiationException``
+    whose message adds the target and the full chain. When its cause is a ``ValueError``
+    (every :class:`~landslide.errors.UserError` is one) or a ``FileNotFoundError``, the
+    cause is the one-line message the user should see: it is raised instead, without the
+    wrapper. Any other failure (an unknown target, a wrong argument name) stays Hydra's.
+
+    Args:
+        spec: a config node with ``_target_``.
+        **kwargs: arguments added to or overriding the node's.
+
+    Returns:
+        The instantiated object.
+
+    Raises:
+        ValueError, FileNotFoundError: raised by the target's constructor, unwrapped.
+        InstantiationException: for any other failure.
+    """
+    try:
+        return instantiate(spec, **kwargs)
+    except InstantiationException as err:
+        if isinstance(err.__cause__, ValueError | FileNotFoundError):
+            raise err.__cause__ from None
+        raise

@@ -1,7 +1,10 @@
 """Writing files so that readers never see a half-written one (temporary name, rename)."""
 
 import shutil
+import tempfile
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -34,3 +37,28 @@ def replace_dir(tmp: Path, target: Path, *, concurrent: bool = False) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+@contextmanager
+def staged_dir(target: Path, *, concurrent: bool = False) -> Iterator[Path]:
+    """A temporary folder to fill, put at ``target`` when the block completes.
+
+    The folder (``.<name>.*.tmp``) lies beside ``target`` and replaces it by
+    :func:`replace_dir`. On any error or interrupt inside the block it is deleted and
+    ``target`` is left as it was.
+
+    Args:
+        target: the folder to create or replace.
+        concurrent: as for :func:`replace_dir`.
+
+    Yields:
+        The temporary folder.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        yield tmp
+        replace_dir(tmp, target, concurrent=concurrent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -5,8 +5,6 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from hydra.errors import InstantiationException
-from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from omegaconf import DictConfig
 
@@ -16,7 +14,7 @@ from landslide.checkpointing import (
     StopAtBatchEnd,
     checkpoint_run_id,
 )
-from landslide.config import in_multirun
+from landslide.config import in_multirun, instantiate_config
 from landslide.data.datamodule import LandslideDataModule
 from landslide.lifecycle import (
     OUTPUT_DIR,
@@ -40,14 +38,8 @@ log = logging.getLogger(__name__)
 
 
 def build(spec: Any, **kwargs: Any) -> Any:
-    """``hydra.utils.instantiate``, but a config error raised by our own classes reaches the
-    user as its one-line message instead of wrapped in Hydra's instantiation report."""
-    try:
-        return instantiate(spec, **kwargs)
-    except InstantiationException as err:
-        if isinstance(err.__cause__, ValueError | FileNotFoundError):
-            raise err.__cause__ from None
-        raise
+    """Instantiate a config node: :func:`landslide.config.instantiate_config`."""
+    return instantiate_config(spec, **kwargs)
 
 
 def train(cfg: DictConfig) -> dict[str, float]:

@@ -21,9 +21,10 @@ from omegaconf import DictConfig, OmegaConf
 from pyproj import Transformer
 from rasterio.transform import from_origin
 
+import landslide.config
 from landslide.band_stats import BandStats
 from landslide.bands import BANDS, POST_RGB
-from landslide.config import compose_config
+from landslide.config import CONF_DIR, compose_config
 from landslide.data.datamodule import LandslideDataModule
 from landslide.data.sampling import load_pool
 from landslide.layout import IGNORED, DomainFiles
@@ -101,9 +102,14 @@ def raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+def local_conf(tmp: Path) -> Path:
+    """The stand-in for the project's conf/local/ in a test started in tmp."""
+    return tmp / "conf" / "local"
+
+
 def overrides(raw: Path, tmp: Path, name: str = "testland") -> list[str]:
     """prepare.py overrides pointing at the raw inputs, writing under tmp."""
-    out = [f"name={name}", f"register_dir={tmp / 'conf'}", *SAMPLES]
+    out = [f"name={name}", f"register_dir={local_conf(tmp)}", *SAMPLES]
     for date in ("pre", "post"):
         out.append(f"{date}.path={raw / date}")
         out += [f"{date}.files.{c}={b}.tif" for c, b in COLOURS.items()]
@@ -168,7 +174,7 @@ def test_mask_stats_index_and_registration(prepared: DomainFiles) -> None:
     assert gpd.read_file(prepared.inventory).crs == UTM
     index = json.loads(prepared.samples.read_text())
     assert (len(index["train"]), len(index["test"])) == (28, 12)
-    conf = prepared.root.parents[2] / "conf"
+    conf = local_conf(prepared.root.parents[2])
     assert "role: known" in (conf / "domain" / "testland.yaml").read_text()
     assert "testland: 28" in (conf / "domain_mix" / "testland.yaml").read_text()
     assert not list(prepared.root.parent.glob(".*"))  # no temporaries left
@@ -188,30 +194,43 @@ def test_datamodule_uses_the_saved_index(prepared: DomainFiles) -> None:
     assert sample["image"].shape == (10, 32, 32) and not sample["image"].isnan().any()
 
 
-def compose_train(tmp: Path, conf: Path, name: str, extra: list[str]) -> DictConfig:
-    return compose_config(
-        [
-            f"hydra.searchpath=[file://{conf}]",
-            "data=prepared",
-            f"+domain@data.domains.{name}={name}",
-            f"domain_mix={name}",
-            "trainer=quick",
-            "data.patch_size=32",
-            "data.pool_size=40",
-            "model.net.widths=[8,16,32,64]",
-            f"logger.tracking_uri=sqlite:///{tmp}/mlruns/mlflow.db",
-            *extra,
-        ],
-        root_dir=tmp,
-        output_dir=tmp / "output",
-    )
+def compose_train(tmp: Path, name: str, extra: list[str]) -> DictConfig:
+    """train.py's config for domain ``name`` in a run started in tmp.
+
+    The primary config's own search path (``${local_conf_dir:}``) finds the domain, with the
+    test's conf/local in place of the project's.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(landslide.config, "LOCAL_CONF_DIR", local_conf(tmp))
+        return compose_config(
+            [
+                "data=prepared",
+                f"+domain@data.domains.{name}={name}",
+                f"domain_mix={name}",
+                "trainer=quick",
+                "data.patch_size=32",
+                "data.pool_size=40",
+                "model.net.widths=[8,16,32,64]",
+                f"logger.tracking_uri=sqlite:///{tmp}/mlruns/mlflow.db",
+                *extra,
+            ],
+            root_dir=tmp,
+            output_dir=tmp / "output",
+        )
+
+
+@pytest.mark.parametrize("primary", ["train", "prepare", "select_model", "report", "mapping/map"])
+def test_every_entry_point_searches_conf_local(primary: str) -> None:
+    """conf/local/ by its absolute path, whatever folder a command is started in."""
+    cfg = OmegaConf.load(CONF_DIR / f"{primary}.yaml")
+    assert list(cfg.hydra.searchpath) == [f"file://{CONF_DIR / 'local'}"]
 
 
 def test_train_on_a_prepared_domain(prepared: DomainFiles, tmp_path: Path) -> None:
     from landslide.training import train
 
     run = prepared.root.parents[2]
-    cfg = compose_train(run, run / "conf", "testland", [])
+    cfg = compose_train(run, "testland", [])
     assert cfg.model.net.in_channels == 10
     metrics = train(cfg)
     assert 0.0 <= metrics["test/testland/f1"] <= 1.0
@@ -224,14 +243,14 @@ def test_band_subset_without_dem_or_pre_event_imagery(raw: Path, tmp_path: Path)
     files = run_prepare(tmp_path, [*args, "bands=post_rgb"])
     stack, profile = read(files.stack)
     assert profile["descriptions"] == ("post_red", "post_green", "post_blue")
-    cfg = compose_train(tmp_path, tmp_path / "conf", "rgb", ["bands=post_rgb"])
+    cfg = compose_train(tmp_path, "rgb", ["bands=post_rgb"])
     assert cfg.model.net.in_channels == 3
     task = build(cfg.task, test_domains=["rgb"])
     dm = build(cfg.data)
     dm.setup()
     batch = next(iter(dm.train_dataloader()))
     assert task(batch["image"]).shape == (5, 32, 32)
-    cfg = compose_train(tmp_path, tmp_path / "conf", "rgb", ["bands=paper"])
+    cfg = compose_train(tmp_path, "rgb", ["bands=paper"])
     dm = LandslideDataModule(**{k: v for k, v in cfg.data.items() if k != "_target_"})
     with pytest.raises(ValueError, match="has no band slope, hillshade, pre_red"):
         dm.setup()
@@ -369,7 +388,7 @@ def test_scene_without_inventory_has_the_labelled_stack(
 def test_small_scene_replaces_a_registered_domain(raw: Path, tmp_path: Path) -> None:
     """A scene smaller than one patch is fine; the earlier domain's registration goes."""
     run_prepare(tmp_path, overrides(raw, tmp_path))
-    registered = [tmp_path / "conf" / g / "testland.yaml" for g in ("domain", "domain_mix")]
+    registered = [local_conf(tmp_path) / g / "testland.yaml" for g in ("domain", "domain_mix")]
     assert all(path.is_file() for path in registered)
     files = run_prepare(tmp_path, scene_overrides(raw, tmp_path) + small_aoi(tmp_path))
     assert {p.name for p in files.root.iterdir()} == SCENE_FILES
@@ -551,8 +570,8 @@ BAD_INPUTS = {
     ),
     "foreign config": (
         lambda raw, tmp: (
-            (tmp / "conf" / "domain").mkdir(parents=True)
-            or (tmp / "conf" / "domain" / "testland.yaml").write_text("name: testland\n")
+            (local_conf(tmp) / "domain").mkdir(parents=True)
+            or (local_conf(tmp) / "domain" / "testland.yaml").write_text("name: testland\n")
             and []
         ),
         "testland.yaml: exists and was not written by prepare.py",
@@ -569,7 +588,7 @@ def test_bad_input_fails_with_one_line_and_no_output(raw: Path, tmp_path: Path, 
     assert "\n" not in str(err.value)
     prepared = tmp_path / "data" / "prepared"
     assert not prepared.exists() or not any(prepared.iterdir())
-    assert not (tmp_path / "conf" / "domain_mix").exists()
+    assert not (local_conf(tmp_path) / "domain_mix").exists()
 
 
 @pytest.mark.parametrize(

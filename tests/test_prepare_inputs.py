@@ -129,7 +129,8 @@ def raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def scene_args(raw: Path, tmp: Path, name: str = "tiled") -> list[str]:
     """Overrides preparing the single-file scene under tmp."""
-    args = [f"name={name}", f"register_dir={tmp / 'conf'}", *SAMPLES, "source@post=stack"]
+    args = [f"name={name}", f"register_dir={tmp / 'conf' / 'local'}", *SAMPLES]
+    args += ["source@post=stack"]
     args += [f"pre.path={raw / 'single' / 'pre'}"]
     args += [f"pre.files.{c}={band}.tif" for c, (band, _) in COLOURS.items()]
     return args + [

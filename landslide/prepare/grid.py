@@ -170,8 +170,10 @@ class RasterInput:
 def _inside(
     src: rasterio.DatasetReader, crs: CRS, grid: Grid, resampling: Resampling
 ) -> np.ndarray:
-    """The grid pixels a tile resamples from neighbours on every side: for bilinear, those
-    between its outermost pixel centres; for nearest, all it covers."""
+    """The grid pixels a tile resamples from neighbours on every side.
+
+    For bilinear, those between its outermost pixel centres; for nearest, all it covers.
+    """
     inset = 0.5 if resampling != Resampling.nearest else 0.0
     corners = [(inset, inset), (src.width - inset, inset)]
     corners += [(src.width - inset, src.height - inset), (inset, src.height - inset)]

@@ -13,14 +13,16 @@ The steps of the paper's ArcGIS toolbox (Table II) on the user's own files:
 Without an inventory (``inventory=none``) the result is a *scene*: steps 1 and 2 only, a
 stack and its statistics for a trained model to map, neither labelled nor registered.
 
-Everything is written to a temporary folder beside the domain and moved into place only when
-complete, so a failure leaves no output; bad input raises :class:`PrepareError`.
+:func:`prepare_domain` does it in four steps: :func:`read_layers` reads every input onto one
+grid, :func:`assemble_domain` draws the sample pool and stacks the bands, :func:`write_domain`
+writes the folder to a temporary one beside it and moves it into place only when complete (a
+failure leaves no output), and :func:`~landslide.prepare.registration.register_domain` writes
+its config files. Bad input raises :class:`PrepareError`.
 """
 
 import logging
-import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +31,12 @@ import numpy as np
 import rasterio.features
 import shapely
 from hydra.errors import InstantiationException
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pyproj import CRS
 
 from landslide.band_stats import compute_band_stats
 from landslide.bands import band_set
-from landslide.config import CONF_DIR
+from landslide.config import LOCAL_CONF_DIR, instantiate_config
 from landslide.data.sampling import (
     PoolSpec,
     SamplePool,
@@ -45,12 +46,13 @@ from landslide.data.sampling import (
     train_part_size,
 )
 from landslide.features import sun_position
-from landslide.files import replace_dir, write_atomic
+from landslide.files import staged_dir
 from landslide.layout import IGNORED, LANDSLIDE, DomainFiles
 from landslide.prepare.dem import DemSource
 from landslide.prepare.errors import PrepareError
 from landslide.prepare.grid import Grid, build_grid, check_metric, utm_crs
 from landslide.prepare.inventory import LabelRaster, PolygonInventory, read_polygons
+from landslide.prepare.registration import plan_registration, register_domain
 from landslide.prepare.sources import ImagerySource
 from landslide.prepare.stack import (
     DATES,
@@ -63,21 +65,82 @@ from landslide.prepare.stack import (
 
 log = logging.getLogger(__name__)
 
-#: First line of every config file prepare.py writes; it only ever replaces such files.
-MARKER = "# Written by prepare.py"
-
 #: What a prepared folder is: ``known`` (train and test pools), ``unknown`` (test pool only),
 #: ``scene`` (no inventory, so no labels: a post-event scene to map with a trained model).
 ROLES: tuple[str, ...] = ("known", "unknown", "scene")
 
-#: Config groups registering a domain, and the roles registered in each.
-REGISTERED: dict[str, tuple[str, ...]] = {
-    "domain": ("known", "unknown"),
-    "domain_mix": ("known",),
-}
-
 #: How to prepare without an inventory, appended to a missing inventory setting's error.
 NO_INVENTORY = ", or use inventory=none to prepare a scene for mapping only"
+
+
+@dataclass(frozen=True)
+class Layers:
+    """Every input read onto the target grid.
+
+    Attributes:
+        grid: the target grid.
+        inside: pixels in the area of interest.
+        valid: pixels of the area valid in every input (not nodata, NaN or cloud).
+        reflectance: surface reflectance by date and colour.
+        elevation: the DEM on the grid, if the band set has terrain bands.
+        sun: the post-event sun (azimuth, altitude), if the band set has hillshade.
+        mask: uint8 labels, ignored wherever an input is invalid; None for a scene.
+        polygons: the inventory in the grid's CRS, clipped to the area; None for a scene.
+        inventory: the inventory's name in errors; None for a scene.
+    """
+
+    grid: Grid
+    inside: np.ndarray
+    valid: np.ndarray
+    reflectance: dict[str, dict[str, np.ndarray]]
+    elevation: np.ndarray | None
+    sun: tuple[float, float] | None
+    mask: np.ndarray | None
+    polygons: gpd.GeoDataFrame | None
+    inventory: Path | str | None
+
+
+@dataclass(frozen=True)
+class Labels:
+    """A labelled domain's labels on the grid and its sample pool.
+
+    Attributes:
+        mask: uint8 labels, ignored wherever an input is invalid.
+        polygons: the inventory in the grid's CRS, clipped to the area.
+        pool: the sample pool drawn from ``mask``.
+        spec: the pool's parameters.
+    """
+
+    mask: np.ndarray
+    polygons: gpd.GeoDataFrame
+    pool: SamplePool
+    spec: PoolSpec
+
+
+@dataclass(frozen=True)
+class PreparedDomain:
+    """A prepared domain in memory: what :func:`write_domain` writes.
+
+    Attributes:
+        record: the domain's config (``domain.yaml``).
+        grid: its grid.
+        bands: the band set, in stack order.
+        stack: the band stack, NaN wherever an input is invalid.
+        labels: labels and sample pool; None for a scene.
+    """
+
+    record: dict[str, Any]
+    grid: Grid
+    bands: tuple[str, ...]
+    stack: np.ndarray
+    labels: Labels | None
+
+    @property
+    def train_count(self) -> int:
+        """Training samples in the pool; 0 for a scene."""
+        if self.labels is None:
+            return 0
+        return train_part_size(self.labels.spec.pool_size, self.labels.spec.test_fraction)
 
 
 def prepare_domain(
@@ -119,9 +182,9 @@ def prepare_domain(
         role: ``known`` (train and test), ``unknown`` (test only) or ``scene`` (no
             inventory); None for ``known`` with an inventory and ``scene`` without.
         register_dir: config folder receiving ``domain/<name>.yaml`` and, for a known
-            domain, ``domain_mix/<name>.yaml``; None for the project's ``conf/``. Files an
-            earlier preparation of ``name`` wrote there that the role does not want (all of
-            them for a scene) are removed.
+            domain, ``domain_mix/<name>.yaml``; None for ``conf/local/`` (git-ignored,
+            searched by every entry point). Files an earlier preparation of ``name`` wrote
+            there that the role does not want (all of them for a scene) are removed.
 
     Returns:
         The prepared folder's files (a scene's has no mask, inventory or samples).
@@ -133,13 +196,63 @@ def prepare_domain(
     role = _role(role, labelled=inventory is not None)
     if inventory is not None and samples is None:
         raise ValueError("prepare_domain: a labelled domain needs samples (its PoolSpec)")
-    config_files, stale = _config_files(Path(register_dir or CONF_DIR), name, role)
+    registration = plan_registration(Path(register_dir or LOCAL_CONF_DIR), name, role)
+    layers = read_layers(
+        bands,
+        imagery,
+        dem,
+        inventory,
+        post_date=post_date,
+        aoi=aoi,
+        crs=crs,
+        res=res,
+        max_invalid_share=max_invalid_share,
+        # A scene draws no patches: a model maps any size, so only labelled domains need one.
+        patch_size=None if inventory is None or samples is None else samples.patch_size,
+    )
+    domain = assemble_domain(name, role, bands, layers, imagery, samples, post_date)
+    files = write_domain(domain, Path(out_dir))
+    register_domain(registration, domain.record, domain.train_count)
+    _log_prepared(domain, layers, files)
+    return files
+
+
+def read_layers(
+    bands: Sequence[str],
+    imagery: Mapping[str, ImagerySource],
+    dem: DemSource | None,
+    inventory: PolygonInventory | LabelRaster | None,
+    *,
+    post_date: str | None,
+    aoi: str | None,
+    crs: str | None,
+    res: float,
+    max_invalid_share: float,
+    patch_size: int | None,
+) -> Layers:
+    """Read every input the band set needs onto one grid over their overlap.
+
+    Args:
+        bands: the band set.
+        imagery: imagery by date.
+        dem: the DEM, if the band set has slope or hillshade.
+        inventory: the inventory; None for a scene.
+        post_date: the post-event date, placing the hillshade's sun.
+        aoi: optional polygon file of the area of interest.
+        crs: target CRS; None for the UTM zone of the area's centre.
+        res: pixel size in metres.
+        max_invalid_share: largest share of the area an input may lose.
+        patch_size: the smallest side the grid may have (a labelled domain's patch); None
+            for a scene.
+
+    Raises:
+        PrepareError: on bad input.
+    """
     grid, area = _grid(imagery, colours_needed(bands), dem, aoi, crs, res)
-    # A scene draws no patches: a model maps any size, so only labelled domains need one.
-    if inventory is not None and min(grid.shape) < samples.patch_size:
+    if patch_size is not None and min(grid.shape) < patch_size:
         raise PrepareError(
             f"the area is {grid.width}x{grid.height} px at {res:g} m, smaller than one "
-            f"{samples.patch_size} px patch; enlarge the area of interest (aoi=...), lower "
+            f"{patch_size} px patch; enlarge the area of interest (aoi=...), lower "
             f"samples.patch_size or use finer pixels (grid.res, now {res:g})"
         )
     inside = rasterio.features.geometry_mask(
@@ -162,55 +275,86 @@ def prepare_domain(
             valid &= _check_valid(~clouds, inside, f"{raster.name} (cloud)", max_invalid_share)
     elevation, sun = None, None
     if set(TERRAIN) & set(bands):
+        if dem is None:
+            raise PrepareError("dem: not configured, but the band set needs it; set dem")
         elevation = dem.elevation(grid)
         valid &= _check_valid(np.isfinite(elevation), inside, dem.raster.name, max_invalid_share)
     if "hillshade" in bands:
         sun = _post_sun(grid, post_date)
-    labelled = None
+    mask, polygons, name = None, None, None
     if inventory is not None:
-        labelled = _labels(name, inventory, samples, grid, area, valid)
-    stack = assemble(bands, reflectance, elevation, grid.res, sun)
-    stack[:, ~valid] = np.nan
+        values, polygons = inventory.labels(grid, area)
+        mask = np.where(valid, values, IGNORED).astype(np.uint8)
+        name = _path(inventory)
+    return Layers(grid, inside, valid, reflectance, elevation, sun, mask, polygons, name)
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=out_dir))
-    try:
+
+def assemble_domain(
+    name: str,
+    role: str,
+    bands: Sequence[str],
+    layers: Layers,
+    imagery: Mapping[str, ImagerySource],
+    samples: PoolSpec | None,
+    post_date: str | None,
+) -> PreparedDomain:
+    """Draw the sample pool (a labelled domain), stack the bands and write the record.
+
+    Raises:
+        PrepareError: if the labels hold too few samples for the pool.
+    """
+    labels = None
+    if layers.mask is not None:
+        if samples is None:
+            raise ValueError("assemble_domain: a labelled domain needs samples (its PoolSpec)")
+        try:
+            pool = sample_pool(layers.mask, samples, name=name, knobs="samples.")
+        except ValueError as err:
+            raise PrepareError(f"{layers.inventory}: {err}") from err
+        labels = Labels(layers.mask, layers.polygons, pool, samples)
+    stack = assemble(bands, layers.reflectance, layers.elevation, layers.grid.res, layers.sun)
+    stack[:, ~layers.valid] = np.nan
+    record = _domain_record(name, role, layers.grid, bands, imagery, post_date)
+    return PreparedDomain(record, layers.grid, tuple(bands), stack, labels)
+
+
+def write_domain(domain: PreparedDomain, out_dir: Path) -> DomainFiles:
+    """Write the domain's folder ``out_dir/<name>`` whole, replacing an older one.
+
+    Its files are written to a temporary folder beside it, moved into place only when
+    complete: a failure leaves no output.
+    """
+    target = out_dir / domain.record["name"]
+    with staged_dir(target) as tmp:
         files = DomainFiles(tmp)
-        write_stack(files.stack, stack, bands, grid)
-        compute_band_stats(files.stack, bands).save(files.stats)
-        if labelled is not None:
-            mask, polygons, pool = labelled
-            write_mask(files.mask, mask, grid)
-            polygons.to_file(files.inventory, driver="GPKG", layer="landslides")
-            save_pool(files.samples, pool, samples)
-        domain = _domain_record(name, role, grid, bands, imagery, post_date)
-        (tmp / "domain.yaml").write_text(OmegaConf.to_yaml(domain))
-        replace_dir(tmp, out_dir / name)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if labelled is not None:
-        _register(config_files, domain, train_part_size(samples.pool_size, samples.test_fraction))
-    for path in stale:
-        path.unlink(missing_ok=True)
-        log.warning("%s: removed, since %s is now prepared with role %s", path, name, role)
+        write_stack(files.stack, domain.stack, domain.bands, domain.grid)
+        compute_band_stats(files.stack, domain.bands).save(files.stats)
+        if domain.labels is not None:
+            labels = domain.labels
+            write_mask(files.mask, labels.mask, domain.grid)
+            labels.polygons.to_file(files.inventory, driver="GPKG", layer="landslides")
+            save_pool(files.samples, labels.pool, labels.spec)
+        (tmp / "domain.yaml").write_text(OmegaConf.to_yaml(domain.record))
+    return DomainFiles(target)
+
+
+def _log_prepared(domain: PreparedDomain, layers: Layers, files: DomainFiles) -> None:
+    """Log what was prepared: role, folder, size, bands, landslide share, pixels lost."""
     share = ""  # a scene has no labels, so no landslide share
-    if labelled is not None:
-        mask = labelled[0]
+    if domain.labels is not None:
+        mask = domain.labels.mask
         fraction = (mask == LANDSLIDE).sum() / max((mask != IGNORED).sum(), 1)
         share = f", landslide share {fraction:.4f}"
     log.info(
         "prepared %s %s: %dx%d px, bands %s%s, %d valid pixels lost",
-        role,
-        out_dir / name,
-        grid.width,
-        grid.height,
-        ", ".join(bands),
+        domain.record["role"],
+        files.root,
+        domain.grid.width,
+        domain.grid.height,
+        ", ".join(domain.bands),
         share,
-        int((inside & ~valid).sum()),
+        int((layers.inside & ~layers.valid).sum()),
     )
-    return DomainFiles(out_dir / name)
 
 
 def prepare(cfg: DictConfig) -> DomainFiles:
@@ -284,24 +428,6 @@ def _role(role: str | None, labelled: bool) -> str:
     return role
 
 
-def _labels(
-    name: str,
-    inventory: PolygonInventory | LabelRaster,
-    samples: PoolSpec,
-    grid: Grid,
-    area: shapely.Geometry,
-    valid: np.ndarray,
-) -> tuple[np.ndarray, gpd.GeoDataFrame, SamplePool]:
-    """The mask (ignored wherever an input is invalid), the inventory on the grid, the pool."""
-    labels, polygons = inventory.labels(grid, area)
-    mask = np.where(valid, labels, IGNORED).astype(np.uint8)
-    try:
-        pool = sample_pool(mask, samples, name=name, knobs="samples.")
-    except ValueError as err:
-        raise PrepareError(f"{_path(inventory)}: {err}") from err
-    return mask, polygons, pool
-
-
 def _build(cfg: DictConfig, key: str, hint: str = "") -> Any:
     """Instantiate one input of the config, turning config mistakes into one-line errors.
 
@@ -317,11 +443,13 @@ def _build(cfg: DictConfig, key: str, hint: str = "") -> Any:
     if missing:
         raise PrepareError(f"{missing[0]} is not set; give it, e.g. {missing[0]}=...{hint}")
     try:
-        return instantiate(node)
-    except InstantiationException as err:
-        if isinstance(err.__cause__, PrepareError):
-            raise err.__cause__ from None
-        raise PrepareError(f"{key}: bad config ({err.__cause__ or err})") from err
+        return instantiate_config(node)
+    except PrepareError:
+        raise
+    except (InstantiationException, ValueError, FileNotFoundError) as err:
+        # Any other failure of a constructor, or of Hydra, is a bad setting under ``key``.
+        cause = err.__cause__ if isinstance(err, InstantiationException) else err
+        raise PrepareError(f"{key}: bad config ({cause or err})") from err
 
 
 def _grid(
@@ -422,45 +550,3 @@ def _domain_record(
         **dates,
         "bands": list(bands),
     }
-
-
-def _config_files(register_dir: Path, name: str, role: str) -> tuple[dict[str, Path], list[Path]]:
-    """The config files registering a domain, checked to be prepare.py's own, and the stale
-    ones: written by prepare.py for ``name`` but not for this role (e.g. a domain now
-    prepared as a scene), which would point training at a folder without its files.
-
-    Raises:
-        PrepareError: if a file to write exists and was written by someone else.
-    """
-    files, stale = {}, []
-    for group, roles in REGISTERED.items():
-        path = register_dir / group / f"{name}.yaml"
-        ours = not path.exists() or path.read_text().startswith(MARKER)
-        if role in roles:
-            if not ours:
-                raise PrepareError(
-                    f"{path}: exists and was not written by prepare.py; choose another name=..."
-                )
-            files[group] = path
-        elif path.exists() and ours:
-            stale.append(path)
-    return files, stale
-
-
-def _register(files: Mapping[str, Path], domain: Mapping[str, Any], train_count: int) -> None:
-    """Write the domain's config and, for a known domain, a mix of all its training samples."""
-    name = domain["name"]
-    usage = f"#   python train.py data=prepared +domain@data.domains.{name}={name}"
-    if "domain_mix" in files:
-        usage += f" domain_mix={name}"
-    contents = {
-        "domain": (f"the prepared domain {name}", domain),
-        "domain_mix": (
-            f"every training sample of {name}",
-            {"name": name, "counts": {name: train_count}},
-        ),
-    }
-    for group, path in files.items():
-        what, body = contents[group]
-        text = f"{MARKER}: {what}. Use it with\n{usage}\n" + OmegaConf.to_yaml(body)
-        write_atomic(path, text)

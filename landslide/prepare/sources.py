@@ -18,6 +18,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import override
 
 import numpy as np
 from rasterio.enums import Resampling
@@ -239,6 +240,7 @@ class BandFiles(ImagerySource):
         self.files = dict(files)
         self.path = Path(path) if path is not None else Path()
 
+    @override
     def rasters(self, colours: Sequence[str], key: str) -> dict[str, RasterInput]:
         out = {}
         for colour in colours:
@@ -256,9 +258,14 @@ class BandFiles(ImagerySource):
 
 
 def _check_same_crs(rasters: Iterable[RasterInput]) -> None:
-    """The bands of one date, tile by tile, must share a CRS: a mismatch means a mixed-up
-    file. Tiles of one band may differ (granules in two UTM zones); bands in different
-    numbers of tiles are not compared."""
+    """Check that the bands of one date, tile by tile, share a CRS.
+
+    A mismatch means a mixed-up file. Tiles of one band may differ (granules in two UTM
+    zones); bands in different numbers of tiles are not compared.
+
+    Raises:
+        PrepareError: on a mismatch.
+    """
     rasters = list(rasters)
     if len({len(r.paths) for r in rasters}) != 1:
         return
@@ -294,6 +301,7 @@ class GeoTiffStack(ImagerySource):
         self.path = path if isinstance(path, (str, Path)) else list(path)
         self.bands = dict(bands)
 
+    @override
     def rasters(self, colours: Sequence[str], key: str) -> dict[str, RasterInput]:
         paths = find_rasters(self.path, f"{key}.path")
         indexes: dict[str, list[int]] = {colour: [] for colour in colours}
@@ -367,6 +375,7 @@ class SafeProduct(ImagerySource):
         """Whether the product is L2A (surface reflectance)."""
         return self.metadata["level"] == "2A"
 
+    @override
     def calibration(self, colour: str) -> tuple[float, float]:
         offset_dn = self.metadata["offsets"].get(_S2_BAND_ID[S2_BANDS[colour]], 0.0)
         return self.scale, offset_dn * self.scale
@@ -380,6 +389,7 @@ class SafeProduct(ImagerySource):
             )
         return found[0]
 
+    @override
     def rasters(self, colours: Sequence[str], key: str) -> dict[str, RasterInput]:
         out = {}
         for colour in colours:
@@ -388,6 +398,7 @@ class SafeProduct(ImagerySource):
             out[colour] = RasterInput((self._image(pattern, key),), key, crs=self.crs, nodata=0)
         return out
 
+    @override
     def cloud_raster(self, key: str) -> tuple[RasterInput, Sequence[int]] | None:
         if not self.level2a or not self.cloud_classes:
             return None
