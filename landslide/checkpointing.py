@@ -31,6 +31,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(
         self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any | None = None
     ) -> None:
+        """Write ``checkpoint`` to ``path`` through a temporary file and an atomic rename."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
@@ -45,8 +46,12 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 def random_states() -> dict[str, Any]:
-    """The state of every random generator a run draws from, as plain containers and tensors
-    (so a checkpoint holding it still loads with ``torch.load(weights_only=True)``)."""
+    """The state of every random generator a run draws from.
+
+    Returns:
+        Plain containers and tensors, so a checkpoint holding them still loads with
+        ``torch.load(weights_only=True)``.
+    """
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
     version, python_state, python_gauss = random.getstate()
     states: dict[str, Any] = {
@@ -90,9 +95,15 @@ class RunState(Callback):
         self.run_id = run_id
 
     def state_dict(self) -> dict[str, Any]:
+        """The run id and the random generators' state, saved with the callback."""
         return {"run_id": self.run_id, "random": random_states()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore the random generators' state, refusing another run's checkpoint.
+
+        Raises:
+            RuntimeError: If the checkpoint was written by a different run.
+        """
         if state_dict.get("run_id") != self.run_id:
             raise RuntimeError(
                 f"checkpoint of run {state_dict.get('run_id')} loaded into run {self.run_id}"
@@ -103,6 +114,7 @@ class RunState(Callback):
     def on_save_checkpoint(
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
+        """Store the run id at the checkpoint's top level, for :func:`checkpoint_run_id`."""
         checkpoint[RUN_ID_KEY] = self.run_id
 
 
@@ -117,17 +129,18 @@ class StopAtBatchEnd(Callback):
     def __init__(self, interrupts: Interrupts) -> None:
         self.interrupts = interrupts
 
-    def _defer(self, *args: Any) -> None:
+    # Each hook takes whatever Lightning passes (trainer, module, batch, ...) and needs none.
+    def _defer(self, *args: Any, **kwargs: Any) -> None:
         self.interrupts.deferred = True
 
-    def _resume_at_once(self, *args: Any) -> None:
+    def _resume_at_once(self, *args: Any, **kwargs: Any) -> None:
         self.interrupts.deferred = False
         self.interrupts.check()
 
     def _check(self, *args: Any, **kwargs: Any) -> None:
         self.interrupts.check()
 
-    def _undefer(self, *args: Any) -> None:
+    def _undefer(self, *args: Any, **kwargs: Any) -> None:
         self.interrupts.deferred = False
 
     on_fit_start = on_test_start = _defer

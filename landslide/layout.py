@@ -26,14 +26,18 @@ class DomainFiles:
 
     @property
     def stack(self) -> Path:
-        """float32 GeoTIFF of the bands named in :attr:`stats`, in
-        :data:`landslide.bands.BANDS` order (all ten for the default world)."""
+        """float32 GeoTIFF of the bands named in :attr:`stats`.
+
+        The bands are in :data:`landslide.bands.BANDS` order (all ten for the default world).
+        """
         return self.root / "stack.tif"
 
     @property
     def mask(self) -> Path:
-        """Single-band uint8 GeoTIFF on the stack's grid: :data:`LANDSLIDE`,
-        :data:`STABLE` or :data:`IGNORED`."""
+        """Single-band uint8 GeoTIFF on the stack's grid.
+
+        Each pixel is :data:`LANDSLIDE`, :data:`STABLE` or :data:`IGNORED`.
+        """
         return self.root / "mask.tif"
 
     @property

@@ -28,8 +28,11 @@ METRICS: tuple[str, ...] = tuple(METRIC_CLASSES)
 
 
 def landslide_metrics(threshold: float = 0.5, ignore_index: int = IGNORED) -> "MetricCollection":
-    """The paper's five pixel metrics for the landslide class; target pixels equal to
-    ``ignore_index`` (unlabelled, :data:`~landslide.layout.IGNORED`) count for nothing."""
+    """The paper's five pixel metrics for the landslide class.
+
+    Target pixels equal to ``ignore_index`` (unlabelled, :data:`~landslide.layout.IGNORED`)
+    count for nothing.
+    """
     import torchmetrics.classification as classification
     from torchmetrics import MetricCollection
 

@@ -1,5 +1,8 @@
-"""Small helpers over the MLflow tracking client, shared by every command that reads or
-writes the store (kept free of Lightning so that light commands import quickly)."""
+"""Small helpers over the MLflow tracking client.
+
+Shared by every command that reads or writes the store, and kept free of Lightning so that
+light commands import quickly.
+"""
 
 import os
 import sqlite3

@@ -16,6 +16,8 @@ No maintained library computes per-band MMD with these choices on torch tensors
 (torchmetrics has no MMD; geomloss does optimal transport), hence the few lines here.
 """
 
+import functools
+import operator
 from collections.abc import Sequence
 
 import torch
@@ -25,8 +27,10 @@ DEFAULT_SCALES: tuple[float, ...] = (0.5, 1.0, 2.0)
 
 
 def median_distance(x: Tensor, y: Tensor) -> Tensor:
-    """Median (the lower one for an even count) Euclidean distance between distinct points
-    of the pooled sample [n + m, d]."""
+    """Median Euclidean distance between distinct points of the pooled sample [n + m, d].
+
+    For an even count of distances, the lower of the two middle ones.
+    """
     z = torch.cat([x, y])
     dist = torch.cdist(z, z)
     off_diagonal = ~torch.eye(len(z), dtype=torch.bool, device=z.device)
@@ -64,7 +68,8 @@ def mmd2(
 
     def kernel(a: Tensor, b: Tensor) -> Tensor:
         sq = torch.cdist(a, b).square()
-        return sum(torch.exp(-sq / (2 * (s * base) ** 2)) for s in scales)
+        kernels = (torch.exp(-sq / (2 * (s * base) ** 2)) for s in scales)
+        return functools.reduce(operator.add, kernels)  # a Tensor, where sum() starts at int 0
 
     kxx, kyy, kxy = kernel(x, x), kernel(y, y), kernel(x, y)
     n, m = len(x), len(y)

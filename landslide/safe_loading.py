@@ -46,13 +46,13 @@ _REPR = reprlib.Repr(maxstring=200, maxother=200)
 
 
 def check_trusted(spec: Any, key: str = "", origin: str = "") -> None:
-    """Refuse ``spec`` if any ``_target_`` in it, at any depth, names code outside
-    :data:`TRUSTED_PACKAGES`.
+    """Refuse ``spec`` if any ``_target_`` in it names code outside :data:`TRUSTED_PACKAGES`.
 
-    A target must start with a trusted package and resolve to a class defined there: the
-    resolution (``hydra.utils.get_object``) imports only this package's modules, and the
-    class check stops paths such as ``landslide.models.resunet.torch.save`` that pass
-    through a trusted module to foreign code. Nothing is instantiated.
+    Targets are checked at any depth. A target must start with a trusted package and resolve
+    to a class defined there: the resolution (``hydra.utils.get_object``) imports only this
+    package's modules, and the class check stops paths such as
+    ``landslide.models.resunet.torch.save`` that pass through a trusted module to foreign
+    code. Nothing is instantiated.
 
     Args:
         spec: a mapping, sequence or OmegaConf container (interpolations are resolved).
@@ -77,8 +77,9 @@ def check_trusted(spec: Any, key: str = "", origin: str = "") -> None:
 
 
 def instantiate_trusted(spec: Any, key: str = "", origin: str = "", /, **kwargs: Any) -> Any:
-    """``hydra.utils.instantiate(spec, **kwargs)`` after :func:`check_trusted` passed on
-    ``spec`` and on every keyword argument.
+    """``hydra.utils.instantiate(spec, **kwargs)`` after :func:`check_trusted`.
+
+    The check covers ``spec`` and every keyword argument.
 
     Args:
         spec: the Hydra spec.

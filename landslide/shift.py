@@ -7,7 +7,7 @@ model sees and compare them band by band. A scene is represented by random windo
 stack (seeded), so no landslide labels are needed: that is the situation of a new event.
 """
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence, Sized
 
 import numpy as np
 import rasterio
@@ -60,15 +60,18 @@ def _images(
     max_patches: int | None,
     seed: int,
 ) -> Tensor:
-    """The images of ``patches`` (at most ``max_patches``, a seeded draw over all domains),
-    read through ``dataset(name, patches)``."""
+    """The images of ``patches``, read through ``dataset(name, patches)``.
+
+    At most ``max_patches`` are read, a seeded draw over all domains.
+    """
     items = [(name, p) for name, ps in patches.items() for p in ps]
     if max_patches is not None and len(items) > max_patches:
         keep = np.random.default_rng(seed).choice(len(items), max_patches, replace=False)
         items = [items[i] for i in sorted(keep)]
-    images = []
+    images: list[Tensor] = []
     for name in dict.fromkeys(n for n, _ in items):
         samples = dataset(name, [p for n, p in items if n == name])
+        assert isinstance(samples, Sized)  # map-style: sized, though Dataset's type says not
         images.extend(samples[i]["image"] for i in range(len(samples)))
     return torch.stack(images)
 
@@ -86,8 +89,11 @@ def random_windows(files: DomainFiles, count: int, size: int, seed: int = 0) -> 
 
 
 def training_images(datamodule: LandslideDataModule, max_patches: int, seed: int = 0) -> Tensor:
-    """Normalised images of a set-up DataModule's training and validation patches (raster
-    windows or patch files, each read through :meth:`LandslideDataModule.dataset`)."""
+    """Normalised images of a set-up DataModule's training and validation patches.
+
+    The patches are raster windows or patch files, each read through
+    :meth:`LandslideDataModule.dataset`.
+    """
     patches = {n: datamodule.train_patches[n] + datamodule.val_patches[n] for n in datamodule.mix}
     return _images(patches, datamodule.dataset, max_patches, seed)
 
@@ -130,9 +136,11 @@ def mix_to_domain_mmd(
     seed: int = 0,
     device: str | None = None,
 ) -> dict[str, float]:
-    """:func:`mix_to_scene_mmd` with one of the DataModule's own domains as the scene: random
-    windows of a raster domain, the test files of a patch-folder domain (whose files are
-    not one scene to draw windows from)."""
+    """:func:`mix_to_scene_mmd` with one of the DataModule's own domains as the scene.
+
+    The scene's images are random windows of a raster domain, or the test files of a
+    patch-folder domain (whose files are not one scene to draw windows from).
+    """
     if target not in datamodule.patch_domains:
         return mix_to_scene_mmd(
             datamodule, datamodule.files(target), max_patches, pixels, seed, device

@@ -27,7 +27,7 @@ class RunLogger(MLFlowLogger):
         pass
 
 
-def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten(tree: Mapping[Any, Any], prefix: str = "") -> dict[str, Any]:
     """Flatten nested mappings into dotted keys (``{"model": {"name": x}}`` -> ``model.name``).
 
     Lists become their string form, one parameter each.
@@ -45,6 +45,7 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 def log_config(logger: MLFlowLogger, cfg: DictConfig) -> None:
     """Log the resolved config as flattened params and as a YAML artifact."""
     resolved = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(resolved, dict)  # a DictConfig always converts to a dict
     logger.log_hyperparams(flatten(resolved))
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "config.yaml"
@@ -53,8 +54,10 @@ def log_config(logger: MLFlowLogger, cfg: DictConfig) -> None:
 
 
 def log_weights(logger: MLFlowLogger, checkpoint: str | Path) -> None:
-    """Log a checkpoint without its optimiser state (a third of the size) as
-    ``checkpoints/best.ckpt``; it still loads with ``SegmentationTask.load_from_checkpoint``.
+    """Log a checkpoint as ``checkpoints/best.ckpt``, without its optimiser state.
+
+    The logged file is a third of the size and still loads with
+    ``SegmentationTask.load_from_checkpoint``.
     """
     state = load_checkpoint(checkpoint)
     for key in ("optimizer_states", "lr_schedulers"):

@@ -21,7 +21,7 @@ SENTINEL2_SOLAR_HOUR = 10.5
 
 
 def horn_gradient(dem: np.ndarray, res: float) -> tuple[np.ndarray, np.ndarray]:
-    """Elevation gradient by Horn's (1981) 3x3 finite difference.
+    r"""Elevation gradient by Horn's (1981) 3x3 finite difference.
 
     With the 3x3 neighbourhood of a pixel named
 
@@ -35,9 +35,9 @@ def horn_gradient(dem: np.ndarray, res: float) -> tuple[np.ndarray, np.ndarray]:
 
     .. math::
 
-        \\partial z / \\partial x = ((c + 2f + i) - (a + 2d + g)) / (8\\,res)
+        \partial z / \partial x = ((c + 2f + i) - (a + 2d + g)) / (8\,res)
 
-        \\partial z / \\partial y = ((a + 2b + c) - (g + 2h + i)) / (8\\,res)
+        \partial z / \partial y = ((a + 2b + c) - (g + 2h + i)) / (8\,res)
 
     with ``x`` pointing east and ``y`` pointing north. Edge pixels use replicate padding
     (the border row/column is repeated), so the output has the input's shape.
@@ -83,13 +83,13 @@ def slope_degrees(dem: np.ndarray, res: float) -> np.ndarray:
 
 
 def hillshade(dem: np.ndarray, res: float, azimuth_deg: float, altitude_deg: float) -> np.ndarray:
-    """Shaded relief of a DEM lit by a sun at ``azimuth_deg`` and ``altitude_deg``.
+    r"""Shaded relief of a DEM lit by a sun at ``azimuth_deg`` and ``altitude_deg``.
 
     ESRI's hillshade formula (also ``gdaldem hillshade``), with Horn's gradient:
 
     .. math::
 
-        H = 255 \\, \\max(0, \\cos Z \\cos S + \\sin Z \\sin S \\cos(A_m - \\mathrm{aspect}))
+        H = 255 \, \max(0, \cos Z \cos S + \sin Z \sin S \cos(A_m - \mathrm{aspect}))
 
     where ``Z = 90 - altitude`` is the solar zenith angle, ``S`` the slope angle,
     ``A_m = 360 - azimuth + 90`` the sun's azimuth in math convention (counter-clockwise from

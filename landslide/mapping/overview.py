@@ -182,7 +182,7 @@ def render_png(path: Path, preview: Preview, polygons: gpd.GeoDataFrame, title: 
     if np.isnan(preview.rgb).any():
         handles.append(Patch(facecolor=NODATA_COLOUR, edgecolor="0.5", label="no data"))
     legend = ax.legend(handles=handles, loc="upper left", fontsize=7, framealpha=0.85)
-    legend.get_texts()[1].set_style("italic")
+    legend.get_texts()[1].set_fontstyle("italic")
     if projected:
         _draw_scale_bar(ax, preview.bounds)
     _draw_north_arrow(ax)
@@ -316,7 +316,7 @@ def _rgba(rgb: np.ndarray) -> np.ndarray:
     return out
 
 
-def _probability_alpha(p: np.ndarray) -> np.ndarray:
+def _probability_alpha(p: np.ndarray | np.floating) -> np.ndarray | np.floating:
     """Opacity of the probability layer: clear at 0, full from PROBABILITY_OPAQUE_AT."""
     return np.clip(p / PROBABILITY_OPAQUE_AT, 0.0, 1.0) * PROBABILITY_MAX_ALPHA
 
@@ -353,8 +353,10 @@ def _rgb_png(rgb: np.ndarray) -> bytes:
 
 
 def _probability_png(probability: np.ndarray) -> bytes:
-    """The probability layer as a palette PNG of 101 levels (0.01 apart): colour map, with
-    opacity rising with probability; no data is clear."""
+    """The probability layer as a palette PNG of 101 levels (0.01 apart).
+
+    Colours come from the colour map, opacity rises with probability, and no data is clear.
+    """
     levels = np.linspace(0.0, 1.0, 101)
     index = np.round(np.nan_to_num(probability, nan=0.0) * 100).astype(np.uint8)
     colours = matplotlib.colormaps[PROBABILITY_CMAP](levels, bytes=True)
@@ -552,7 +554,7 @@ def _format_value(value: Any) -> str:
     if isinstance(value, float | np.floating):
         if not math.isfinite(value):
             return str(value)
-        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+        return f"{value:,.0f}" if abs(float(value)) >= 1000 else f"{value:.4g}"
     return str(value)
 
 

@@ -132,6 +132,7 @@ class MapResult:
     metrics: dict[str, float]
 
     def path(self, name: str) -> Path:
+        """The file ``name`` in the map's folder."""
         return self.folder / name
 
 
@@ -253,8 +254,13 @@ def _predict_and_trace(
     settings: MapSettings,
     threshold: float,
 ) -> tuple[gpd.GeoDataFrame, int]:
-    """Predict the scene strip by strip, writing each strip to ``raw_probability`` (a tiled
-    GeoTIFF) and tracing its landslides; returns the polygons and the specks dropped."""
+    """Predict the scene strip by strip and trace its landslides.
+
+    Each strip's probability is written to ``raw_probability`` (a tiled GeoTIFF).
+
+    Returns:
+        The landslide polygons and the number of specks dropped.
+    """
     vectorizer = StreamingVectorizer(scene.transform, scene.crs, settings.min_area)
     slope_index = scene.band_index("slope") if "slope" in scene.bands else None
     with (
@@ -290,8 +296,13 @@ def _predict_and_trace(
 def _rasterise(
     polygons: gpd.GeoDataFrame, probability: Path, out: Path, scene: Scene
 ) -> dict[str, float] | None:
-    """Write the binary map from the kept polygons (1 landslide, 0 stable, 255 nodata),
-    block by block, and score it against the scene's reference mask if it has one."""
+    """Write the binary map from the kept polygons, block by block.
+
+    The map holds 1 for landslide, 0 for stable and 255 for nodata.
+
+    Returns:
+        The map's scores against the scene's reference mask, or None without one.
+    """
     metrics = landslide_metrics(threshold=0.5) if scene.reference_mask else None
     index = polygons.sindex
     with (
@@ -360,9 +371,11 @@ def _tiled_profile(scene: Scene, dtype: str, nodata: float) -> dict[str, Any]:
 
 
 def _to_cog(raw: Path, out: Path, dtype: str, description: str, overview_resampling: str) -> None:
-    """Convert a tiled GeoTIFF to a deflate-compressed Cloud-Optimized GeoTIFF with
-    overviews (GDAL's COG driver, which streams block by block). ``uint8`` of a float
-    probability stores percent (0-100, scale 0.01) with 255 as nodata."""
+    """Convert a tiled GeoTIFF to a deflate-compressed Cloud-Optimized GeoTIFF with overviews.
+
+    GDAL's COG driver streams block by block. ``uint8`` of a float probability stores
+    percent (0-100, scale 0.01) with 255 as nodata.
+    """
     with rasterio.open(raw, "r+") as src:
         if src.dtypes[0] != dtype:
             # A tiled temporary file keeps memory bounded, block by block.

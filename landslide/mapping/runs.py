@@ -1,5 +1,8 @@
-"""Which trained model maps a scene: a checkpoint file, an MLflow run, or the run whose
-training data is closest to the scene by per-band MMD (the paper's choice for Luding)."""
+"""Which trained model maps a scene.
+
+A checkpoint file, an MLflow run, or the run whose training data is closest to the scene by
+per-band MMD (the paper's choice for Luding).
+"""
 
 import ast
 import logging
@@ -94,10 +97,11 @@ def choose_model(
     pixels: int = 2000,
     seed: int = 0,
 ) -> Choice:
-    """``model=auto``: rank the finished runs by mean per-band MMD between their training
-    data and the scene (:func:`landslide.selection.rank_runs`, which logs it to each run)
-    and load the closest; among runs on the same training data, the one with the lowest
-    validation loss.
+    """``model=auto``: load the finished run whose training data is closest to the scene.
+
+    Runs are ranked by mean per-band MMD between their training data and the scene
+    (:func:`landslide.selection.rank_runs`, which logs it to each run); among runs on the
+    same training data, the one with the lowest validation loss wins.
 
     Runs without a checkpoint, or reading bands the scene lacks, are left out.
 
@@ -164,12 +168,12 @@ def _run_by_name(client: mlflow.MlflowClient, name: str, experiments: Sequence[s
             "train a model first, or give a checkpoint path"
         )
     quoted = name.replace("'", "\\'")
-    runs = client.search_runs(
+    candidates = client.search_runs(
         ids,
         f"attributes.run_name = '{quoted}' and attributes.status = 'FINISHED'",
         order_by=["attributes.start_time DESC"],
     )
-    runs = [run for run in runs if is_complete(run)]
+    runs = [run for run in candidates if is_complete(run)]
     if not runs:
         raise MappingError(
             f"model={name}: no checkpoint file, run id or complete run of that name in "

@@ -53,6 +53,7 @@ class Scene:
 
     @property
     def area_km2(self) -> float:
+        """The scene's area in square kilometres."""
         return self.width * self.height * self.pixel_area / 1e6
 
     def band_index(self, band: str) -> int:
@@ -94,8 +95,10 @@ class Scene:
 def open_scene(
     path: str | Path, name: str | None = None, bands: Sequence[str] | None = None
 ) -> Scene:
-    """Open and check a scene: a prepared folder (``stack.tif``, ``stats.json``, optionally
-    ``mask.tif`` and ``inventory.gpkg``) or a stack GeoTIFF.
+    """Open and check a scene.
+
+    A scene is a prepared folder (``stack.tif``, ``stats.json``, optionally ``mask.tif`` and
+    ``inventory.gpkg``) or a stack GeoTIFF.
 
     Band names come from ``bands``, else the folder's ``stats.json``, else the GeoTIFF's
     band descriptions (``prepare.py`` writes them). A bare stack's statistics are read from
@@ -191,7 +194,7 @@ def _band_names(
     elif stats is not None:
         source, names = "stats.json", list(stats.bands)
     elif all(descriptions):
-        source, names = "band descriptions", list(descriptions)
+        source, names = "band descriptions", [d for d in descriptions if d is not None]
     else:
         raise MappingError(
             f"{stack}: its bands are not named (no stats.json beside it, no band "

@@ -1,5 +1,7 @@
-"""Record a landslide map in MLflow: a run in the ``maps`` experiment, linked both ways to
-the model's training run."""
+"""Record a landslide map in MLflow.
+
+Each map is a run in the ``maps`` experiment, linked both ways to the model's training run.
+"""
 
 import math
 from typing import Any

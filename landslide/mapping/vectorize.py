@@ -8,6 +8,7 @@ piece with scipy and merged with the pieces, so they are exact for the whole pol
 Connectivity is 4 (edge neighbours), as in the traced polygons.
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import geopandas as gpd
@@ -120,10 +121,12 @@ class StreamingVectorizer:
         self._bottom = lookup[last]
 
     def finish(self) -> gpd.GeoDataFrame:
-        """The landslides of the whole map, one polygon each, with their attributes:
-        ``area_m2``, ``mean_prob``, ``max_prob``, ``mean_slope`` (if a slope was given),
-        ``ignored_share`` (if reference labels were given), centroid ``x``/``y`` in the
-        scene's CRS and ``lon``/``lat``."""
+        """The landslides of the whole map, one polygon each, with their attributes.
+
+        The attributes are ``area_m2``, ``mean_prob``, ``max_prob``, ``mean_slope`` (if a
+        slope was given), ``ignored_share`` (if reference labels were given), centroid
+        ``x``/``y`` in the scene's CRS and ``lon``/``lat``.
+        """
         self._finish_components(self._open.values())
         self._open, self._bottom = {}, None
         geometries = [shapely.union_all(c.pieces) for c in self._done]
@@ -194,7 +197,7 @@ class StreamingVectorizer:
         self._next_id += 1
         return self._next_id - 1
 
-    def _finish_components(self, components) -> None:
+    def _finish_components(self, components: Iterable[_Component]) -> None:
         for component in components:
             if component.pixels >= max(self.min_pixels, 1):
                 self._done.append(component)

@@ -68,10 +68,12 @@ class WindowGrid:
 
     @property
     def window_height(self) -> int:
+        """Height of a window: the window size, or the scene's height if smaller."""
         return min(self.window, self.height)
 
     @property
     def window_width(self) -> int:
+        """Width of a window: the window size, or the scene's width if smaller."""
         return min(self.window, self.width)
 
     @property
