@@ -9,6 +9,10 @@ import pandas as pd
 import pytest
 
 from landslide.lifecycle import COMPLETE
+from landslide.metrics import METRICS
+from landslide.report import markdown as report_markdown
+from landslide.report import plots as report_plots
+from landslide.report import tables as report_tables
 from landslide.report.collect import collect_runs
 from landslide.report.markdown import render_markdown
 from landslide.report.plots import ratio_curve
@@ -231,3 +235,30 @@ def test_a_ratio_sweep_over_other_domains_is_read_from_the_runs_config(store) ->
         assert "![ratio_sweep.png](ratio_sweep.png)" in text
     finally:
         store.delete_experiment(exp)
+
+
+def test_a_new_metric_gets_its_columns_and_panel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A metric added to landslide.metrics.METRICS shows up in Tables VI-X with no report
+    edit; the paper's value is missing ('—') where the paper does not give it."""
+    for module in (report_tables, report_markdown, report_plots):
+        monkeypatch.setattr(module, "METRICS", (*METRICS, "accuracy"))
+    runs = pd.DataFrame(
+        {
+            "model": ["resu_senet"],
+            "mix": ["ib700"],
+            "seed": [1],
+            "test/iburi/f1": [0.8],
+            "test/iburi/accuracy": [0.9],
+        }
+    )
+    table = report_tables.metric_table(runs, "VI")
+    row = table.query("network == 'resu_senet' and test_domain == 'iburi'").iloc[0]
+    assert row["accuracy_ours"] == pytest.approx(0.9) and math.isnan(row["accuracy_paper"])
+    text = report_markdown.metric_markdown(table)
+    assert "| accuracy (ours) | accuracy (paper) | accuracy diff |" in text
+    assert "| 0.9000 | — | — |" in text
+    fig = report_plots.metric_bars(table, "Table VI")
+    panels = [ax.get_title() for ax in fig.axes]
+    assert panels[: len(METRICS) + 1] == [*METRICS, "accuracy"]
+    assert fig.axes[len(METRICS) + 1].get_legend() is not None
+    plt.close(fig)

@@ -1,5 +1,6 @@
 """The paper's figures, redrawn from our runs beside its numbers."""
 
+import math
 from collections.abc import Iterator, Mapping
 
 import matplotlib
@@ -29,7 +30,8 @@ def metric_bars(table: pd.DataFrame, title: str) -> Figure:
         for r in table.itertuples()
     ]
     x = np.arange(len(labels))
-    fig, axes = plt.subplots(2, 3, figsize=(max(9.0, 1.1 * len(labels) * 1.5), 7.5))
+    rows = math.ceil((len(METRICS) + 1) / 3)  # a panel per metric, one for the legend
+    fig, axes = plt.subplots(rows, 3, figsize=(max(9.0, 1.1 * len(labels) * 1.5), 3.75 * rows))
     axes = axes.ravel()
     for ax, metric in zip(axes, METRICS, strict=False):
         ours, paper = table[f"{metric}_ours"], table[f"{metric}_paper"]
@@ -49,8 +51,9 @@ def metric_bars(table: pd.DataFrame, title: str) -> Figure:
         ax.set_ylim(low, 1.0)
         ax.grid(axis="y", alpha=0.3)
     handles, names = axes[0].get_legend_handles_labels()
-    axes[-1].axis("off")
-    axes[-1].legend(handles, names, loc="center")
+    for ax in axes[len(METRICS) :]:
+        ax.axis("off")
+    axes[len(METRICS)].legend(handles, names, loc="center")
     fig.suptitle(title)
     fig.tight_layout()
     return fig

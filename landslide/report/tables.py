@@ -53,7 +53,11 @@ def ours(runs: pd.DataFrame, network: str, mix: str, key: str) -> tuple[float, f
 
 
 def metric_table(runs: pd.DataFrame, table: str) -> pd.DataFrame:
-    """One of Tables VI-X: per row of the paper's table, our five metrics beside its own."""
+    """One of Tables VI-X: per row of the paper's table, our metrics beside its own.
+
+    Every metric of :data:`landslide.metrics.METRICS` gets its columns; the paper's value is
+    NaN for a metric the paper does not give.
+    """
     rows = []
     for _, ref in paper_tables().query("table == @table").iterrows():
         row = {
@@ -64,11 +68,12 @@ def metric_table(runs: pd.DataFrame, table: str) -> pd.DataFrame:
         for metric in METRICS:
             key = f"test/{ref['test_domain']}/{metric}"
             mean, std, n = ours(runs, ref["network"], ref["trained_model"], key)
+            paper = float(ref[metric]) if metric in ref else np.nan
             row |= {
                 f"{metric}_ours": mean,
                 f"{metric}_ours_std": std,
-                f"{metric}_paper": float(ref[metric]),
-                f"{metric}_diff": mean - float(ref[metric]),
+                f"{metric}_paper": paper,
+                f"{metric}_diff": mean - paper,
             }
             row["seeds"] = max(n, row.get("seeds", 0))
         rows.append(row)
