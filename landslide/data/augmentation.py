@@ -5,9 +5,10 @@ from torch import Tensor, nn
 
 
 class RandomDihedralFlips(nn.Module):
-    """Flip each sample of a batch horizontally, vertically and across its main diagonal,
-    each with probability ``p``, applying the same choice to image and mask.
+    """Flip batch samples horizontally, vertically and across the main diagonal.
 
+    Each flip applies to each sample with probability ``p``, with the same choice for its
+    image and mask.
     Written by hand because kornia offers the two flips but no transpose (the paper's
     "diagonal mirroring"); doing all three here on whole batches keeps image and mask
     aligned by construction. Runs on whatever device the batch is on.

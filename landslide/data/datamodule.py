@@ -39,9 +39,11 @@ log = logging.getLogger(__name__)
 
 
 class DomainGenerator(Protocol):
-    """Writes domain folders under a root on first use, e.g. the simulated world
-    (:class:`landslide.world.SimulatedWorld`): injected from config, so that the data layer
-    never imports what generates its data."""
+    """Writes domain folders under a root on first use.
+
+    E.g. the simulated world (:class:`landslide.world.SimulatedWorld`): injected from
+    config, so that the data layer never imports what generates its data.
+    """
 
     def __call__(self, root: Path, domains: Mapping[str, Mapping[str, Any]]) -> None:
         """Write (or reuse) the folders of ``domains`` under ``root``."""
@@ -211,12 +213,13 @@ class LandslideDataModule(L.LightningDataModule):
                 )
 
     def provenance(self) -> dict[str, str]:
-        """Where the data comes from, as flat params to log with a run and to check before
-        its data is rebuilt: the generator's record (e.g. ``data.world.generator_version``)
-        for generated data, else ``data.domains.<name>.sha256``, a digest of each prepared
-        domain's band statistics and mask (a patch domain's file index), which changes
-        whenever the domain is prepared again from other inputs. Call after
-        :meth:`prepare_data`.
+        """Where the data comes from, as flat params.
+
+        Logged with a run and checked before its data is rebuilt: the generator's record
+        (e.g. ``data.world.generator_version``) for generated data, else
+        ``data.domains.<name>.sha256``, a digest of each prepared domain's band statistics and
+        mask (a patch domain's file index), which changes whenever the domain is prepared
+        again from other inputs. Call after :meth:`prepare_data`.
         """
         if self.world is not None:
             return self.world.provenance()
@@ -292,8 +295,10 @@ class LandslideDataModule(L.LightningDataModule):
             self.val_patches[name] = chosen[count - n_val :]
 
     def dataset(self, name: str, patches: Sequence[Patch]) -> Dataset[dict[str, Tensor]]:
-        """The samples of ``patches`` of domain ``name`` (windows of its pool), normalised
-        with the domain's statistics: raster windows, or files of a patch domain."""
+        """The samples of ``patches`` of domain ``name`` (windows of its pool).
+
+        Normalised with the domain's statistics: raster windows, or files of a patch domain.
+        """
         index = list(self.domains).index(name)
         if name in self.patch_domains:
             return self.patch_domains[name].dataset(patches, self.patch_size, index, self.bands)
@@ -314,12 +319,15 @@ class LandslideDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
+        """Shuffled batches of every known domain's training patches."""
         return self._loader(self._patch_sets(self.train_patches), shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
+        """Batches of every known domain's held-out validation patches, in order."""
         return self._loader(self._patch_sets(self.val_patches), shuffle=False)
 
     def test_dataloader(self) -> list[DataLoader]:
+        """One loader per domain over its pool's test patches, in the order of ``domains``."""
         return [
             self._loader(self.dataset(n, self.pools[n].test), shuffle=False) for n in self.domains
         ]

@@ -48,9 +48,11 @@ class LandslideMask(RasterDataset):
 
 
 def stack_stats(files: DomainFiles, bands: Sequence[str], labelled: bool = True) -> BandStats:
-    """The statistics of a domain's stack, checking that it holds ``bands`` and that its
-    rasters read to the end (:mod:`~landslide.data.integrity`, once per file in a process):
-    the DataModule calls this when it sets up, so damage is reported before training.
+    """The statistics of a domain's stack, checked against its files.
+
+    Checks that the stack holds ``bands`` and that its rasters read to the end
+    (:mod:`~landslide.data.integrity`, once per file in a process): the DataModule calls this
+    when it sets up, so damage is reported before training.
 
     Args:
         files: the domain's files.
@@ -137,6 +139,7 @@ class PatchDataset(Dataset[dict[str, Tensor]]):
 
     @property
     def dataset(self) -> IntersectionDataset | LandslideStack:
+        """The domain's torchgeo dataset (stack and mask), opened on first use."""
         # Opened lazily so each DataLoader worker builds its own file handles.
         if self._dataset is None:
             self._dataset = domain_dataset(self.files, self.bands, self.labelled)

@@ -31,6 +31,7 @@ class MinMaxNormalize:
         self.span = span[:, None, None]
 
     def __call__(self, sample: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Normalise ``sample["image"]`` in place and return ``sample``."""
         image = (sample["image"] - self.lo) / self.span
         missing = ~torch.isfinite(image).all(dim=-3, keepdim=True)
         sample["image"] = image.masked_fill(missing, 0.0)

@@ -29,7 +29,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeGuard
 
 from landslide.bands import BANDS, POST_RGB
 from landslide.errors import ConfigError
@@ -379,5 +379,5 @@ def _colour(quantity: str) -> bool:
     return quantity.partition("_")[2] in COLOURS
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)

@@ -35,6 +35,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -147,9 +148,10 @@ def read_array(path: Path, fmt: str, key: str | None = None, mask: bool = False)
 def _read_image(path: Path, key: str | None, mask: bool) -> np.ndarray:
     from PIL import Image
 
-    with Image.open(path) as image:
-        if image.mode == "P" and not mask:
-            image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    with Image.open(path) as opened:
+        image: Image.Image = opened
+        if opened.mode == "P" and not mask:
+            image = opened.convert("RGBA" if "transparency" in opened.info else "RGB")
         return np.asarray(image)
 
 
@@ -187,6 +189,16 @@ def _read_npy(path: Path, key: str | None, mask: bool) -> np.ndarray:
     return np.load(path, allow_pickle=False)
 
 
+def _dem_pixel_size(source: PatchSource) -> float:
+    """The pixel size slope and hillshade are derived with (set whenever a dem band is)."""
+    if source.pixel_size_m is None:  # PatchSource.from_config refuses a dem without one
+        raise DataError(
+            f"data.domains.{source.domain}.patches.pixel_size_m: is needed to derive slope and "
+            "hillshade from the dem band; e.g. pixel_size_m: 10"
+        )
+    return source.pixel_size_m
+
+
 _READERS = {"image": _read_image, "tiff": _read_tiff, "hdf5": _read_hdf5, "npy": _read_npy}
 
 
@@ -219,9 +231,9 @@ def read_bands(source: PatchSource, path: Path, bands: Sequence[str]) -> np.ndar
         if band in source.bands:
             layers.append(quantity(band))
         elif band == "slope":
-            layers.append(slope_degrees(quantity("dem"), source.pixel_size_m))
+            layers.append(slope_degrees(quantity("dem"), _dem_pixel_size(source)))
         elif band == "hillshade":
-            layers.append(hillshade(quantity("dem"), source.pixel_size_m, *source.sun))
+            layers.append(hillshade(quantity("dem"), _dem_pixel_size(source), *source.sun))
         else:  # <date>_ndvi
             date = band.partition("_")[0]
             layers.append(ndvi(quantity(f"{date}_red"), quantity(f"{date}_nir")))
@@ -322,7 +334,9 @@ class PatchDomain:
         return pairs
 
     def index(self) -> PatchIndex:
-        """The index, read from the cache when it matches the block and the files, else
+        """The index: read from the cache, or computed and cached.
+
+        The cache is used when it matches the block and the files; else the index is
         computed (one pass over every file) and cached.
 
         Raises:
@@ -496,7 +510,7 @@ class PatchDomain:
                 f"domain '{src.domain}': {sorted(both)[0]} is in both patches.split lists; "
                 "a file belongs to one part"
             )
-        out = []
+        out: list[tuple[tuple[str, ...], list[int]]] = []
         for part, listed in lists.items():
             unknown = [n for n in listed if n not in names]
             if unknown:
@@ -564,8 +578,9 @@ def _file_record(f: PatchFile) -> list:
 
 
 class PatchFileDataset(Dataset[dict[str, Tensor]]):
-    """Samples of a patch domain: one window of one file each, as
-    :class:`~landslide.data.datasets.PatchDataset` gives them.
+    """Samples of a patch domain: one window of one file each.
+
+    Given as :class:`~landslide.data.datasets.PatchDataset` gives them.
 
     Each sample is ``image`` [C, size, size] (normalised with the domain's statistics),
     ``mask`` [size, size] float (0 stable, 1 landslide, 255 ignored, padding included) and
@@ -610,11 +625,11 @@ class PatchFileDataset(Dataset[dict[str, Tensor]]):
             raise TypeError(f"a patch domain's sample is a FilePatch, got {patch!r}")
         f = self.files[patch.file]
         window = np.s_[patch.row : patch.row + self.size, patch.col : patch.col + self.size]
-        image = read_bands(self.source, f.image, self.bands)[(slice(None), *window)]
+        pixels = read_bands(self.source, f.image, self.bands)[(slice(None), *window)]
         mask = read_mask(self.source, f.mask, (f.height, f.width))[window]
-        invalid = ~np.isfinite(image).all(axis=0)
+        invalid = ~np.isfinite(pixels).all(axis=0)
         mask[invalid] = IGNORED
-        image = self.normalize({"image": torch.from_numpy(image)})["image"]
+        image = self.normalize({"image": torch.from_numpy(pixels)})["image"]
         image[:, torch.from_numpy(invalid)] = 0.0
         height, width = mask.shape
         if height < self.size or width < self.size:
@@ -630,11 +645,10 @@ class PatchFileDataset(Dataset[dict[str, Tensor]]):
         }
 
 
-def patch_domains(
-    domains: Mapping[str, Mapping[str, object]], root: Path
-) -> dict[str, PatchDomain]:
-    """The patch domains among ``domains`` (those with a ``patches:`` block), their caches
-    under ``root/<name>``.
+def patch_domains(domains: Mapping[str, Mapping[str, Any]], root: Path) -> dict[str, PatchDomain]:
+    """The patch domains among ``domains`` (those with a ``patches:`` block).
+
+    Each keeps its cache under ``root/<name>``.
 
     Raises:
         PatchConfigError: for the first bad block.

@@ -58,8 +58,10 @@ def prepared_sample_settings(
 def resolve_sample_settings(
     root: Path, domains: Mapping[str, Any], given: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """``given`` sample settings with each None replaced by the prepared domains' common
-    value, or the paper's where no domain has a sample index.
+    """``given`` sample settings with each None replaced by the prepared domains' value.
+
+    A None setting takes the value the prepared domains agree on, or the paper's where no
+    domain has a sample index.
 
     Raises:
         ConfigError: if the prepared domains disagree on a setting left None.
@@ -81,8 +83,9 @@ def resolve_sample_settings(
 
 
 def fill_sample_settings(cfg: DictConfig) -> None:
-    """Fill the null ``data`` sample settings in place (see :func:`resolve_sample_settings`),
-    so the checks and MLflow see the values used; a no-op when none is null.
+    """Fill the null ``data`` sample settings in place (see :func:`resolve_sample_settings`).
+
+    So the checks and MLflow see the values used; a no-op when none is null.
 
     Raises:
         ConfigError: if the prepared domains disagree on a null setting.
@@ -94,7 +97,11 @@ def fill_sample_settings(cfg: DictConfig) -> None:
     if all(data[k] is not None for k in knobs):
         return
     root = OmegaConf.select(cfg, "data.root", default=None, throw_on_resolution_failure=False)
-    domains = OmegaConf.to_container(data.get("domains") or {}, resolve=False)
+    tree = OmegaConf.to_container(data.get("domains") or {}, resolve=False)
+    if not isinstance(tree, dict):
+        return  # not a mapping of domains: the config check reports data.domains
+    # A name that is not a string has no prepared folder; the config check reports it.
+    domains = {name: domain for name, domain in tree.items() if isinstance(name, str)}
     settings = resolve_sample_settings(
         Path(str(root)) if root is not None else Path("."), domains, {k: data[k] for k in knobs}
     )

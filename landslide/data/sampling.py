@@ -30,7 +30,7 @@ import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 import numpy as np
 
@@ -136,8 +136,11 @@ def domain_seed(seed: int, name: str) -> int:
 
 
 def base_seed(pool_seed: int, name: str) -> int | None:
-    """The seed :func:`domain_seed` made ``pool_seed`` from for domain ``name``, or None
-    if it was not made so."""
+    """The seed :func:`domain_seed` made ``pool_seed`` from for domain ``name``.
+
+    Returns:
+        The seed, or None if ``pool_seed`` was not made so.
+    """
     seed, rest = divmod(int(pool_seed) - zlib.crc32(name.encode()), _SEED_STRIDE)
     return seed if rest == 0 and seed >= 0 else None
 
@@ -187,6 +190,7 @@ class WindowCounts:
 
     @classmethod
     def of(cls, mask: np.ndarray, size: int, stride: int) -> "WindowCounts":
+        """The counts of every ``size`` window of ``mask`` on a ``stride`` grid."""
         labelled = window_fraction(mask != IGNORED, size, stride)
         landslide = window_fraction(mask == LANDSLIDE, size, stride)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -195,8 +199,10 @@ class WindowCounts:
 
 
 def window_landslide_fraction(mask: np.ndarray, size: int, stride: int) -> np.ndarray:
-    """Landslide share of the labelled pixels of every ``size`` window (see
-    :func:`window_fraction`); the plain landslide fraction when nothing is ignored."""
+    """Landslide share of the labelled pixels of every ``size`` window.
+
+    See :func:`window_fraction`; the plain landslide fraction when nothing is ignored.
+    """
     return WindowCounts.of(mask, size, stride).landslide
 
 
@@ -348,6 +354,16 @@ def blocked_test_mask(
     return np.repeat(np.repeat(blocks, block_size, axis=0), block_size, axis=1)[:height, :width]
 
 
+class _PatchOptions(TypedDict):
+    """The keyword arguments :func:`sample_pool` passes to every :func:`balanced_patches`."""
+
+    min_landslide_fraction: float
+    max_ignored_fraction: float
+    stride: int
+    name: str
+    knobs: str
+
+
 def sample_pool(
     mask: np.ndarray, spec: PoolSpec, *, stride: int = 8, name: str = "scene", knobs: str = ""
 ) -> SamplePool:
@@ -368,7 +384,7 @@ def sample_pool(
         ValueError: if the scene is smaller than one patch or too small for a blocked split.
     """
     rng = np.random.default_rng(spec.seed)
-    options = dict(
+    options = _PatchOptions(
         min_landslide_fraction=spec.min_landslide_fraction,
         max_ignored_fraction=spec.max_ignored_fraction,
         stride=stride,
@@ -405,7 +421,8 @@ def save_pool(path: Path, pool: SamplePool, spec: PoolSpec) -> None:
     """Write a pool as a JSON sample index: its spec and ``[row, col, positive]`` windows.
 
     Written through a temporary file, so a run starting at the same moment never reads half
-    an index."""
+    an index.
+    """
     index = {
         "spec": asdict(spec),
         **{part: [[p.row, p.col, p.positive] for p in getattr(pool, part)] for part in SPLIT_PARTS},
@@ -433,8 +450,10 @@ def load_pool(path: Path, spec: PoolSpec) -> SamplePool | None:
 
 
 def saved_spec(index: Mapping) -> dict | None:
-    """The spec of a sample index, with settings added since it was written at their
-    defaults (an index from before ``max_ignored_fraction`` existed stays valid)."""
+    """The spec of a sample index, with settings added since it was written at their defaults.
+
+    An index from before ``max_ignored_fraction`` existed stays valid.
+    """
     spec = index.get("spec")
     if spec is None:
         return None
@@ -463,9 +482,12 @@ def validation_size(count: int, val_fraction: float) -> int:
 
 
 def domain_pool_size(domain: Mapping[str, Any], pool_size: int, unknown_pool_size: int) -> int:
-    """The samples in a domain's pool: the domain's own ``pool_size`` when its config sets
-    one (a benchmark folder may hold fewer files than the paper's 1000 samples), else
-    ``pool_size`` for a known domain and ``unknown_pool_size`` for an unknown one."""
+    """The samples in a domain's pool.
+
+    The domain's own ``pool_size`` when its config sets one (a benchmark folder may hold
+    fewer files than the paper's 1000 samples), else ``pool_size`` for a known domain and
+    ``unknown_pool_size`` for an unknown one.
+    """
     own = domain.get("pool_size")
     if own is not None:
         return int(own)
