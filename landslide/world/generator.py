@@ -41,8 +41,9 @@ _GDAL_CACHE_MB = 64
 
 
 def simulation_seed(seed: int, name: str) -> int:
-    """The seed of one simulated domain, derived from the world seed and its name (the
-    sample pools have their own, :func:`landslide.data.sampling.domain_seed`).
+    """The seed of one simulated domain, derived from the world seed and its name.
+
+    The sample pools have their own, :func:`landslide.data.sampling.domain_seed`.
 
     Uses :class:`numpy.random.SeedSequence` over ``(seed, crc32(name))``; Python's ``hash()``
     is randomised per process and would not do.
@@ -131,7 +132,7 @@ def generate_domain(
 def ensure_world(
     root: Path,
     domains: Mapping[str, Mapping[str, Any]],
-    worlds: Mapping[str, Mapping[str, Any]],
+    worlds: Mapping[str, Mapping[str, Any] | None],
     size: int,
     seed: int,
 ) -> dict[str, DomainFiles]:
@@ -146,7 +147,8 @@ def ensure_world(
     Args:
         root: folder holding one sub-folder per domain.
         domains: domain configs by name (``conf/domain/*.yaml``).
-        worlds: generator parameters by domain name (the configs' ``world`` blocks).
+        worlds: generator parameters by domain name (the configs' ``world`` blocks; None
+            or absent where a config has none).
         size: grid side in pixels.
         seed: world seed; each domain derives its own with :func:`simulation_seed`.
 
@@ -161,19 +163,20 @@ def ensure_world(
     cache.remove_stale_temporaries(root)
     out: dict[str, DomainFiles] = {}
     for name, domain in domains.items():
-        if name not in worlds or worlds[name] is None:
+        world = worlds.get(name)
+        if world is None:
             raise ValueError(
                 f"domain '{name}' has no world parameters; add a 'world:' block to "
                 f"conf/domain/{name}.yaml"
             )
         files = DomainFiles(root / name)
         dseed = simulation_seed(seed, name)
-        why = cache.stale(files, world_record(domain, worlds[name], size, dseed))
+        why = cache.stale(files, world_record(domain, world, size, dseed))
         if why is None:
             logger.debug("world: reusing domain %s", name)
         else:
             logger.log(why[0], "world: domain %s %s; generating it again", name, why[1])
-            generate_domain(domain, worlds[name], files.root, size, dseed)
+            generate_domain(domain, world, files.root, size, dseed)
         out[name] = files
     return out
 

@@ -65,8 +65,10 @@ class Ellipses:
 
 @dataclass(frozen=True)
 class Rectangles:
-    """Building sites or clearings: centre and half-sides (pixels), orientation (radians),
-    and the share of the ground each one clears (1: all of it).
+    """Building sites or clearings, as rotated rectangles.
+
+    Each has a centre and half-sides (pixels), an orientation (radians) and the share of the
+    ground it clears (1: all of it).
     """
 
     row: np.ndarray

@@ -151,8 +151,11 @@ def _ground(p: WorldParams, date: str, ground: TileGround, parcels: Parcels) -> 
 def _mix(
     refl: np.ndarray, share: np.ndarray, spectrum: np.ndarray, factor: np.ndarray | None = None
 ) -> None:
-    """Linear mixture, in place: ``(1 - share) refl + share spectrum`` (x ``factor``, a
-    per-pixel texture of the mixed-in surface, where given)."""
+    """Linear mixture, in place: ``(1 - share) refl + share spectrum``.
+
+    The spectrum is multiplied by ``factor``, a per-pixel texture of the mixed-in surface,
+    where given.
+    """
     hit = share > 0
     if hit.any():
         s = share[hit]

@@ -26,12 +26,16 @@ class SimulatedWorld:
         self.seed = int(seed)
 
     def __call__(self, root: Path, domains: Mapping[str, Mapping[str, Any]]) -> None:
-        """Write every domain of ``domains`` (configs with a ``world:`` block) under ``root``,
-        reusing the ones already up to date."""
+        """Write every domain of ``domains`` (configs with a ``world:`` block) under ``root``.
+
+        Domains already up to date are reused.
+        """
         worlds = {name: cfg.get("world") for name, cfg in domains.items()}
         ensure_world(Path(root), domains, worlds, size=self.size, seed=self.seed)
 
     def provenance(self) -> dict[str, str]:
-        """What makes the generated files what they are, beside the logged config: runs on
-        different generator versions must never be compared or averaged."""
+        """What makes the generated files what they are, beside the logged config.
+
+        Runs on different generator versions must never be compared or averaged.
+        """
         return {"data.world.generator_version": str(GENERATOR_VERSION)}
