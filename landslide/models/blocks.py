@@ -1,4 +1,4 @@
-"""Building blocks shared by the networks: the residual unit, SE, and any-size inputs.
+"""Building blocks shared by the networks: the residual unit and squeeze-and-excitation.
 
 The residual unit is the one of ResU-Net (Zhang, Liu & Wang 2018, after He et al. 2016,
 "Identity mappings in deep residual networks"): BN-ReLU-conv3x3-BN-ReLU-conv3x3, added to
@@ -9,7 +9,6 @@ Convolutions that feed a BatchNorm (directly, or through the addition and the ne
 pre-activation) carry no bias: BN's shift makes it redundant.
 """
 
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.ops import SqueezeExcitation as _TorchvisionSqueezeExcitation
 
@@ -98,54 +97,3 @@ class SqueezeExcitation(_TorchvisionSqueezeExcitation):
 def squeeze_channels(channels: int, reduction: int = 16, min_squeeze_channels: int = 4) -> int:
     """Hidden width of an SE module: ``max(channels // reduction, min_squeeze_channels)``."""
     return max(channels // reduction, min_squeeze_channels)
-
-
-def pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
-    """Pad height and width at the bottom and right up to a multiple of ``multiple``.
-
-    Networks that down-sample by a total stride ``s`` pad their input to a multiple of
-    ``s`` and crop their output back to the input size, so every input size works and the
-    feature grids stay aligned with the input grid. Replicate padding works for any input
-    size (reflect needs the pad to be smaller than the image) and does not put an
-    out-of-range value at the border.
-
-    Args:
-        x: images or features ``[N, C, H, W]``.
-        multiple: the size both ``H`` and ``W`` are rounded up to a multiple of.
-
-    Returns:
-        ``x`` itself if no padding is needed, else ``[N, C, H', W']`` with ``H' >= H`` and
-        ``W' >= W`` the next multiples of ``multiple``.
-    """
-    pad_h = -x.shape[-2] % multiple
-    pad_w = -x.shape[-1] % multiple
-    if pad_h == 0 and pad_w == 0:
-        return x
-    return F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
-
-
-class AnySizeSegmenter(nn.Module):
-    """Base of the networks: segments images of any size despite their down-sampling.
-
-    A subclass sets ``total_stride`` (the product of its strides) and implements
-    :meth:`segment` for inputs whose height and width are multiples of it; :meth:`forward`
-    pads the input with :func:`pad_to_multiple` and crops the logits back to its size.
-    """
-
-    total_stride: int = 1
-
-    def forward(self, x: Tensor) -> Tensor:
-        """Segment a batch of images.
-
-        Args:
-            x: images ``[N, in_channels, H, W]``, any ``H`` and ``W``.
-
-        Returns:
-            Logits ``[N, num_classes, H, W]``.
-        """
-        height, width = x.shape[-2:]
-        return self.segment(pad_to_multiple(x, self.total_stride))[..., :height, :width]
-
-    def segment(self, x: Tensor) -> Tensor:
-        """Logits ``[N, num_classes, H, W]`` of images whose sides are multiples of the stride."""
-        raise NotImplementedError

@@ -56,11 +56,14 @@ input size directly); ``f_glo`` uses 1x1 convolutions (torchvision's SE) instead
 layers, the same function and parameters, with PyTorch's default initialisation as there.
 """
 
+from typing import override
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from landslide.models.blocks import AnySizeSegmenter, SqueezeExcitation
+from landslide.models.base import AnySizeSegmenter
+from landslide.models.blocks import SqueezeExcitation
 
 TOTAL_STRIDE = 8
 """Down-sampling from the input to stage 3; inputs are padded to a multiple of it."""
@@ -228,6 +231,7 @@ class CGNet(AnySizeSegmenter):
 
         self.head = _conv(256, num_classes, 1)
 
+    @override
     def segment(self, x: Tensor) -> Tensor:
         injected_half = self.inject(x)
         injected_quarter = self.inject(injected_half)

@@ -60,11 +60,13 @@ statistics follow the last batch almost entirely; a PAM grid has at least one pa
 official code fails on maps smaller than a patch); padding and cropping as above.
 """
 
+from typing import override
+
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models import resnet50
 
-from landslide.models.blocks import AnySizeSegmenter
+from landslide.models.base import AnySizeSegmenter
 
 TOTAL_STRIDE = 32
 """Down-sampling from the input to ResNet-50's layer4; inputs are padded to a multiple."""
@@ -184,6 +186,7 @@ class LANet(AnySizeSegmenter):
         self.high_classifier = nn.Conv2d(128, num_classes, 1)
         self.low_classifier = nn.Conv2d(64, num_classes, 1)
 
+    @override
     def segment(self, x: Tensor) -> Tensor:
         low = self.layer1(self.stem(x))
         high = self.high_attention(self.head(self.high_layers(low)))

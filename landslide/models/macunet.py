@@ -47,11 +47,13 @@ Differences from the official code: only the padding and cropping.
 """
 
 from collections.abc import Sequence
+from typing import override
 
 import torch
 from torch import Tensor, nn
 
-from landslide.models.blocks import AnySizeSegmenter, squeeze_channels
+from landslide.models.base import AnySizeSegmenter
+from landslide.models.blocks import squeeze_channels
 
 ENCODER_DEPTHS = (2, 2, 3, 3, 3)
 """ACBs per encoder level, finest first; the last level is the bottleneck."""
@@ -194,8 +196,8 @@ class MACUNet(AnySizeSegmenter):
         )
         self.head = nn.Conv2d(widths[0], num_classes, 1)
 
+    @override
     def segment(self, x: Tensor) -> Tensor:
-
         encoded = []
         for level in self.encoder:
             x = level(x)

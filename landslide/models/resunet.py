@@ -19,15 +19,19 @@ head       conv1x1                                num_classes @ 88
 
 Up-sampling is bilinear (``align_corners=False``): parameter-free like the original's
 nearest-neighbour up-sampling, without its blocky 2 x 2 artefacts in the logits.
+
+Parameter count, 10 input bands and 1 output class: ``ResUNet()``: 8,224,065.
 """
 
 from collections.abc import Sequence
+from typing import override
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from landslide.models.blocks import AnySizeSegmenter, ResidualUnit, SqueezeExcitation
+from landslide.models.base import AnySizeSegmenter
+from landslide.models.blocks import ResidualUnit, SqueezeExcitation
 
 NUM_DOWNSAMPLINGS = 3
 """Stride-2 steps between the input and the bridge; inputs are padded to a multiple of 2**3."""
@@ -102,8 +106,8 @@ class ResUNet(AnySizeSegmenter):
 
         self.head = nn.Conv2d(decoder_widths[-1], num_classes, 1)
 
+    @override
     def segment(self, x: Tensor) -> Tensor:
-
         skips = [self.stem(x)]
         for unit in self.encoder:
             skips.append(unit(skips[-1]))
