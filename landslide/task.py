@@ -1,13 +1,14 @@
 """One LightningModule that trains, validates and tests any segmentation network."""
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import lightning as L
 import torch
 from omegaconf import DictConfig, OmegaConf
 from segmentation_models_pytorch.losses import DiceLoss
 from torch import Tensor, nn
+from torchmetrics import MetricCollection
 
 from landslide.errors import TrainingDiverged
 from landslide.layout import IGNORED
@@ -53,9 +54,12 @@ class SegmentationTask(L.LightningModule):
     ) -> None:
         super().__init__()
         # Plain containers, so checkpoints load with torch.load(weights_only=True).
-        net = OmegaConf.to_container(net, resolve=True) if isinstance(net, DictConfig) else net
+        # to_container is typed for any node; a DictConfig gives a dict (a Hydra spec's keys
+        # are strings).
+        if isinstance(net, DictConfig):
+            net = cast(dict[str, Any], OmegaConf.to_container(net, resolve=True))
         if isinstance(optimizer, DictConfig):
-            optimizer = OmegaConf.to_container(optimizer, resolve=True)
+            optimizer = cast(dict[str, Any], OmegaConf.to_container(optimizer, resolve=True))
         test_domains = list(test_domains)
         bands = list(bands) if bands is not None else None
         self.save_hyperparameters(logger=False)
@@ -67,16 +71,19 @@ class SegmentationTask(L.LightningModule):
         self._val_losses_finite: Tensor | None = None
 
     def configure_models(self) -> None:
+        """Build the network from the ``net`` spec saved in the hyperparameters."""
         # A checkpoint names its network: build only a class of this package, so a crafted
         # checkpoint cannot run other code (see landslide.safe_loading).
         self.model: nn.Module = instantiate_trusted(self.hparams["net"], "net")
 
     def configure_losses(self) -> None:
+        """Set the paper's loss: binary soft dice on logits, ignoring unlabelled pixels."""
         # segmentation_models_pytorch's soft dice, the paper's Eq. (2); unlabelled pixels
         # (IGNORED) add nothing to it.
         self.loss = DiceLoss(mode="binary", from_logits=True, ignore_index=IGNORED)
 
     def configure_metrics(self) -> None:
+        """Set the validation metrics and one test collection per test domain."""
         metrics = landslide_metrics(self.hparams["threshold"])
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = nn.ModuleDict(
@@ -84,6 +91,7 @@ class SegmentationTask(L.LightningModule):
         )
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
+        """Build the ``optimizer`` spec (the paper's Adam if None) at ``lr``."""
         spec = self.hparams.get("optimizer") or PAPER_OPTIMIZER
         make = instantiate_trusted(spec, "optimizer")
         return make(self.parameters(), lr=self.hparams["lr"])
@@ -98,11 +106,13 @@ class SegmentationTask(L.LightningModule):
         return logits, loss
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        """Return the batch's dice loss and log its epoch mean as ``train/loss``."""
         _, loss = self._step(batch)
         self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=len(batch["image"]))
         return loss
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        """Log ``val/loss`` and the validation metrics, and note whether the loss is finite."""
         logits, loss = self._step(batch)
         self.val_metrics.update(logits.sigmoid(), batch["mask"].long())
         self.log("val/loss", loss, on_epoch=True, prog_bar=True, batch_size=len(logits))
@@ -114,8 +124,10 @@ class SegmentationTask(L.LightningModule):
         )
 
     def on_validation_epoch_end(self) -> None:
-        """Stop a run whose validation loss is NaN or infinite, rather than keep a model
-        that predicts nothing as its "best" checkpoint and mark the run complete.
+        """Stop a run whose validation loss is NaN or infinite.
+
+        Otherwise a model that predicts nothing would be kept as the "best" checkpoint and
+        the run marked complete.
 
         Raises:
             TrainingDiverged: naming the epoch and what to check.
@@ -130,10 +142,12 @@ class SegmentationTask(L.LightningModule):
             )
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
+        """Log the loss and metrics of the loader's domain; keep its first batch for figures."""
         domain = self.test_domains[dataloader_idx]
         logits, loss = self._step(batch)
         probs = logits.sigmoid()
-        metrics = self.test_metrics[domain]
+        # ModuleDict types its items as Module; configure_metrics stores MetricCollections.
+        metrics = cast(MetricCollection, self.test_metrics[domain])
         metrics.update(probs, batch["mask"].long())
         self.log(f"test/{domain}/loss", loss, batch_size=len(logits), add_dataloader_idx=False)
         self.log_dict(metrics, batch_size=len(logits), add_dataloader_idx=False)
