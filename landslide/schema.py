@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping, Sequence
 from math import ceil
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal, TypeGuard, cast, get_args, get_origin
 
 import numpy as np
 from hydra.core.hydra_config import HydraConfig
@@ -77,11 +77,15 @@ class Schema(BaseModel):
 
 
 class WorldSchema(Schema):
+    """``data.world``: the simulated world's grid size and seed."""
+
     size: int = knob("an integer >= 1 (pixels per side)", 1024, ge=1)
     seed: int = knob("an integer >= 0", 0, ge=0)
 
 
 class DomainSchema(Schema):
+    """``data.domains.<name>``: a domain's role, short name, own pool size and patch folder."""
+
     role: Literal["known", "unknown"] = knob(f"{KNOWN} or {UNKNOWN}", KNOWN)
     short: str | None = knob(
         "letters and digits, the domain's short name in mix names",
@@ -103,6 +107,8 @@ class DomainSchema(Schema):
 
 
 class DataSchema(Schema):
+    """``data``: the domains, the training mix, the pools and the loaders."""
+
     domains: dict[str, DomainSchema] = knob("a mapping of domain configs", "{}")
     mix: dict[str, Annotated[int, Field(ge=0)]] = knob(
         "an integer >= 0 (training samples from the domain)", 350
@@ -129,6 +135,7 @@ class DataSchema(Schema):
     batch_size: int = knob("an integer >= 1", 5, ge=1)
     num_workers: int = knob("an integer >= 0", 0, ge=0)
     seed: int = knob("an integer >= 0", 0, ge=0)
+    # Literal of a tuple is Literal of its items at runtime; mypy wants them spelled out.
     bands: list[Literal[BANDS]] = knob(  # type: ignore[valid-type]
         f"a non-empty list of bands from {', '.join(BANDS)}",
         "[post_red,post_green,post_blue]",
@@ -139,6 +146,8 @@ class DataSchema(Schema):
 
 
 class TrainerSchema(Schema):
+    """``trainer``: the Lightning Trainer settings a user sets."""
+
     accelerator: str = knob("a string such as cpu, gpu or auto", "auto", default="auto")
     max_epochs: int = knob("an integer >= 1", 5, ge=1)
     limit_train_batches: BatchLimit = knob(BATCH_LIMIT, 1.0, default=None)
@@ -150,6 +159,8 @@ class TrainerSchema(Schema):
 
 
 class TaskSchema(Schema):
+    """``task``: the learning rate, threshold and figure samples of the LightningModule."""
+
     lr: float = knob("a number > 0", 0.0001, gt=0)
     threshold: float = knob("a number strictly between 0 and 1", 0.5, gt=0, lt=1)
     figure_samples: int = knob("an integer >= 0", 4, default=4, ge=0)
@@ -202,12 +213,8 @@ def validate_train_config(cfg: DictConfig) -> None:
             line = _field_problem(cfg, error)
             if line is not None:
                 problems.append(line)
-    sections = {
-        name: info.annotation.model_validate(values[name])
-        for name, info in TrainSchema.model_fields.items()
-        if _is_model(info.annotation) and name in values and name not in failed
-    }
-    data, trainer = sections.get("data"), sections.get("trainer")
+    data = _section(DataSchema, values, "data", failed)
+    trainer = _section(TrainerSchema, values, "trainer", failed)
     if data is not None:
         mix_problems = _mix_problems(cfg, data)
         problems += mix_problems + _patch_problems(cfg, data) + _patch_domain_problems(data)
@@ -220,6 +227,15 @@ def validate_train_config(cfg: DictConfig) -> None:
     if problems:
         lines = [" ".join(p.splitlines()) for p in dict.fromkeys(problems)]  # one line each
         raise ConfigError("\n".join(lines))
+
+
+def _section[M: BaseModel](
+    model: type[M], values: Mapping[str, Any], name: str, failed: set[str]
+) -> M | None:
+    """``values[name]`` as ``model``, or None where it is absent or failed the check."""
+    if name not in values or name in failed:
+        return None
+    return model.model_validate(values[name])
 
 
 def name_mix_after_counts(cfg: DictConfig) -> None:
@@ -239,7 +255,7 @@ def name_mix_after_counts(cfg: DictConfig) -> None:
     chosen = _chosen_mix(cfg)
     named = False
     if chosen is not None:
-        mix = OmegaConf.to_container(cfg.domain_mix, resolve=False)
+        mix = _plain(cfg.domain_mix)
         overridden |= mix.get("counts") != chosen.get("counts")
         named = mix.get("name") != chosen.get("name")
     if overridden and not named:
@@ -267,14 +283,21 @@ def _chosen_mix(cfg: DictConfig) -> dict[str, Any] | None:
     for source in hydra.runtime.config_sources:
         path = Path(source.path) / "domain_mix" / f"{choice}.yaml"
         if source.schema == "file" and path.is_file():
-            return OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+            node = OmegaConf.load(path)
+            return _plain(node) if isinstance(node, DictConfig) else None
     return None
+
+
+def _plain(node: DictConfig) -> dict[str, Any]:
+    """``node`` as plain dicts and lists, interpolations unresolved."""
+    # to_container is typed for any node; a DictConfig gives a dict (config keys are strings).
+    return cast(dict[str, Any], OmegaConf.to_container(node, resolve=False))
 
 
 # --- reading the config --------------------------------------------------------------------
 
 
-def _is_model(annotation: Any) -> bool:
+def _is_model(annotation: Any) -> TypeGuard[type[BaseModel]]:
     return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 
@@ -295,9 +318,11 @@ def _gather(
     loc: tuple[str, ...],
     unresolved: dict[tuple[str, ...], tuple[str, str]],
 ) -> dict[str, Any]:
-    """The resolved values of the keys ``model`` names (only those: the rest of the config
-    is its consumers' business); a value that cannot be resolved goes to ``unresolved`` as
-    the key that failed and why."""
+    """The resolved values of the keys ``model`` names.
+
+    Only those: the rest of the config is its consumers' business. A value that cannot be
+    resolved goes to ``unresolved`` as the key that failed and why.
+    """
     values: dict[str, Any] = {}
     for name, info in model.model_fields.items():
         if name not in node:
@@ -322,9 +347,10 @@ def _raw(cfg: DictConfig, key: str) -> Any:
     parent_key, _, leaf = key.rpartition(".")
     try:
         parent = OmegaConf.select(cfg, parent_key) if parent_key else cfg
-        return OmegaConf.to_container(parent, resolve=False).get(leaf)
-    except (OmegaConfBaseException, AttributeError, ValueError):
+        tree = OmegaConf.to_container(parent, resolve=False)  # ValueError if not a node
+    except (OmegaConfBaseException, ValueError):
         return None
+    return tree.get(leaf) if isinstance(tree, dict) else None
 
 
 def _reference(cfg: DictConfig, key: str) -> str | None:
@@ -343,8 +369,10 @@ def _reference(cfg: DictConfig, key: str) -> str | None:
 
 
 def _user_key(cfg: DictConfig, loc: Sequence[Any]) -> str:
-    """The key a user would set for a config location, following plain references
-    (``data.mix.iburi`` is ``domain_mix.counts.iburi``, ``data.bands`` is ``bands.names``)."""
+    """The key a user would set for a config location, following plain references.
+
+    ``data.mix.iburi`` is ``domain_mix.counts.iburi``, ``data.bands`` is ``bands.names``.
+    """
     parts = [str(p) for p in loc]
     for _ in range(10):
         for i in range(1, len(parts) + 1):
@@ -400,7 +428,8 @@ def _field_problem(cfg: DictConfig, error: Mapping[str, Any]) -> str | None:
     value = error["input"] if shown == loc else OmegaConf.select(cfg, ".".join(map(str, shown)))
     if isinstance(value, Container):
         value = OmegaConf.to_container(value, resolve=True)
-    rule = (info.json_schema_extra or {}).get("rule", "valid")
+    extra = info.json_schema_extra  # knob() sets a dict
+    rule = extra.get("rule", "valid") if isinstance(extra, dict) else "valid"
     return f"{key}={_show(value)}: must be {rule}; use e.g. {key}={_example(info, key)}"
 
 
@@ -498,8 +527,10 @@ def _patch_domain_problems(data: DataSchema) -> list[str]:
 
 
 def _raster_sizes(cfg: DictConfig, data: DataSchema) -> dict[str, tuple[int, int]]:
-    """Grid sizes of the prepared domains whose mask can be read (headers only); the
-    DataModule reports missing or unreadable files itself."""
+    """Grid sizes of the prepared domains whose mask can be read (headers only).
+
+    The DataModule reports missing or unreadable files itself.
+    """
     import rasterio
 
     root = OmegaConf.select(cfg, "data.root", default=None, throw_on_resolution_failure=False)
@@ -522,8 +553,10 @@ def _raster_sizes(cfg: DictConfig, data: DataSchema) -> dict[str, tuple[int, int
 
 
 def recorded_metrics(domains: Sequence[str]) -> list[str]:
-    """The metric names a training run returns: ``val/loss`` (the kept checkpoint's) and
-    ``test/<domain>/<metric or loss>``."""
+    """The metric names a training run returns.
+
+    ``val/loss`` (the kept checkpoint's) and ``test/<domain>/<metric or loss>``.
+    """
     return ["val/loss"] + [f"test/{d}/{m}" for d in domains for m in (*METRICS, "loss")]
 
 
