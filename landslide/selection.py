@@ -67,9 +67,11 @@ def finished_runs(
 
 
 def changed_data(run: Run, provenance: Mapping[str, str]) -> str | None:
-    """How the data a run trained on differs from the data its config builds today (the
-    DataModule's :meth:`~landslide.data.datamodule.LandslideDataModule.provenance`), or
-    None when it is the same or the run recorded nothing to compare.
+    """How the data a run trained on differs from the data its config builds today.
+
+    Today's data is described by the DataModule's
+    :meth:`~landslide.data.datamodule.LandslideDataModule.provenance`; None when it is the
+    same or the run recorded nothing to compare.
 
     Such a run's training data cannot be rebuilt: a newer generator makes another world,
     a domain prepared again holds other pixels; its MMD would be measured on data the run
@@ -85,8 +87,11 @@ def changed_data(run: Run, provenance: Mapping[str, str]) -> str | None:
 
 
 def legacy_data_config(cfg: DictConfig) -> DictConfig:
-    """``cfg`` with its data section in today's form: runs recorded before the simulated
-    world was an injected generator hold ``data.world`` as a bare ``{size, seed}``."""
+    """``cfg`` with its data section in today's form.
+
+    Runs recorded before the simulated world was an injected generator hold ``data.world``
+    as a bare ``{size, seed}``.
+    """
     world = OmegaConf.select(cfg, "data.world")
     if isinstance(world, DictConfig) and "_target_" not in world:
         world._target_ = SIMULATED_WORLD
@@ -117,7 +122,13 @@ def rank_runs(
             quiet_artifact_transfers(),
         ):
             path = client.download_artifacts(run.info.run_id, "config.yaml", tmp)
-            cfg = legacy_data_config(OmegaConf.load(path))
+            recorded = OmegaConf.load(path)
+        if not isinstance(recorded, DictConfig):
+            raise ValueError(
+                f"run {run.info.run_id} config.yaml: holds a list, not a config mapping; "
+                "delete the run or retrain it"
+            )
+        cfg = legacy_data_config(recorded)
         key = json.dumps(OmegaConf.to_container(cfg.data, resolve=True), sort_keys=True)
         if key not in cache:
             datamodule = instantiate_trusted(
