@@ -1,5 +1,6 @@
-"""The life of one training run in MLflow: created or resumed, owned by one process, ended
-with an honest status.
+"""The life of one training run in MLflow, from creation or resumption to an honest status.
+
+Each run is owned by one process while it trains.
 
 - A run is FINISHED only once testing and artifact logging succeeded, and then carries the
   tag :data:`COMPLETE`; readers (report, model selection, mapping) keep only complete runs
@@ -76,9 +77,11 @@ NEUTRAL_VALUES: dict[str, Any] = {
 
 
 def config_key(cfg: DictConfig) -> str:
-    """A digest of the resolved config without :data:`VOLATILE_KEYS` (nor the
-    :data:`NEUTRAL_VALUES` at their value): equal for two runs exactly when they train the
-    same setting."""
+    """A digest of the resolved config that names the setting it trains.
+
+    :data:`VOLATILE_KEYS` are left out, and so are :data:`NEUTRAL_VALUES` at their value:
+    the digest is equal for two runs exactly when they train the same setting.
+    """
     tree = OmegaConf.to_container(cfg, resolve=True)
     always = object()
     dropped = [(k, always) for k in VOLATILE_KEYS] + list(NEUTRAL_VALUES.items())
@@ -189,12 +192,14 @@ class TrainingRun:
         self.client.set_terminated(self.run_id, status)
 
     def release(self) -> None:
+        """Release the run's lock (once), so another process may resume the run."""
         if self._lock is not None:
             self._lock.release()
             self._lock = None
 
 
 def owner() -> str:
+    """This process, as recorded in a run's owner tag: ``<host>:<pid>``."""
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
@@ -259,8 +264,10 @@ def find_complete(runs: list[Run]) -> Run | None:
 
 
 def reap_orphans(client: mlflow.MlflowClient, runs: list[Run]) -> None:
-    """Mark runs left RUNNING by a dead process (their lock is free) KILLED and, when they
-    have a checkpoint, resumable."""
+    """Mark runs left RUNNING by a dead process (their lock is free) KILLED.
+
+    A run with a last checkpoint is also marked resumable.
+    """
     for run in runs:
         lock_path = run.data.tags.get(LOCK)
         if run.info.status != "RUNNING" or lock_path is None:
@@ -315,6 +322,12 @@ def claim_run(
     """The run this process trains: an interrupted one to continue, or a new one.
 
     Args:
+        client: the MLflow client.
+        experiment_id: the experiment the run belongs to.
+        name: the run's name (``<model>-<mix>-seed<seed>``).
+        key: the setting's :func:`config_key`.
+        output_dir: the Hydra output folder, which holds a new run's lock.
+        checkpoint_root: a new run checkpoints into ``checkpoint_root/<run id>``.
         resume: False starts a new run; True continues the newest interrupted run of this
             setting if there is one (else starts a new run); a run id continues that run.
 
