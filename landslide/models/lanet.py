@@ -153,7 +153,8 @@ class AttentionEmbedding(nn.Module):
             ``low * A``, shape of ``low``.
         """
         attention = self.gate(high.detach())
-        return low * _upsample(attention, tuple(low.shape[-2:]))
+        height, width = low.shape[-2:]
+        return low * _upsample(attention, (height, width))
 
 
 class LANet(AnySizeSegmenter):
@@ -192,7 +193,8 @@ class LANet(AnySizeSegmenter):
         high = self.high_attention(self.head(self.high_layers(low)))
         low = self.embedding(high, self.low_attention(self.low_reduce(low)))
 
-        size = tuple(x.shape[-2:])
+        height, width = x.shape[-2:]
+        size = (height, width)
         logits = _upsample(self.high_classifier(high), size) + _upsample(
             self.low_classifier(low), size
         )

@@ -47,7 +47,7 @@ Differences from the official code: only the padding and cropping.
 """
 
 from collections.abc import Sequence
-from typing import override
+from typing import cast, override
 
 import torch
 from torch import Tensor, nn
@@ -133,6 +133,14 @@ def _up_step(in_channels: int, out_channels: int) -> nn.ConvTranspose2d:
     return nn.ConvTranspose2d(in_channels, out_channels, 2, stride=2)
 
 
+def _chain(paths: nn.ModuleList, index: int) -> nn.ModuleList:
+    """The chain of steps at ``index`` of a list of chains (``down_paths`` or ``up_paths``).
+
+    ``nn.ModuleList`` indexes as a plain ``nn.Module``; these lists hold ``nn.ModuleList``s.
+    """
+    return cast(nn.ModuleList, paths[index])
+
+
 class MACUNet(AnySizeSegmenter):
     """MACU-Net (Li et al., GRSL 2022): ACB U-Net with multi-scale skips and attention.
 
@@ -199,15 +207,15 @@ class MACUNet(AnySizeSegmenter):
     @override
     def segment(self, x: Tensor) -> Tensor:
         encoded = []
-        for level in self.encoder:
-            x = level(x)
+        for encode in self.encoder:
+            x = encode(x)
             encoded.append(x)
 
         # Skips from the encoder per level: its own output, then the chains nearest first.
         skips = [[features] for features in encoded[:BOTTLENECK]]
         for source in reversed(range(BOTTLENECK - 1)):
             features = encoded[source]
-            for target, step in enumerate(self.down_paths[source], start=source + 1):
+            for target, step in enumerate(_chain(self.down_paths, source), start=source + 1):
                 features = step(features)
                 skips[target].append(features)
 
@@ -232,6 +240,7 @@ class MACUNet(AnySizeSegmenter):
             features: the level's output.
             ups: per level, the up-sampled tensors received so far; appended to.
         """
-        for target, step in zip(reversed(range(source)), self.up_paths[source - 1], strict=True):
+        chain = _chain(self.up_paths, source - 1)
+        for target, step in zip(reversed(range(source)), chain, strict=True):
             features = step(features)
             ups[target].append(features)
