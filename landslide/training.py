@@ -97,8 +97,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 
 def skips_finished(cfg: DictConfig) -> bool:
-    """Whether a setting with a complete run is skipped: in a multirun (so a pre-empted
-    sweep resumes cheaply) and whenever ``resume`` is set, unless ``force=true``."""
+    """Whether a setting with a complete run is skipped.
+
+    It is in a multirun (so a pre-empted sweep resumes cheaply) and whenever ``resume`` is
+    set, unless ``force=true``.
+    """
     if cfg.force:
         return False
     return in_multirun() or cfg.resume is not False
@@ -142,7 +145,13 @@ def _fit_and_test(
     run.complete()
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     # The selection criterion: the kept checkpoint's (lowest) validation loss.
-    metrics[checkpoint.monitor] = float(checkpoint.best_model_score)
+    monitor, score = checkpoint.monitor, checkpoint.best_model_score
+    if monitor is None or score is None:
+        raise RuntimeError(
+            "callbacks.model_checkpoint.monitor is null: the kept checkpoint has no score to "
+            "select runs by; set it to val/loss"
+        )
+    metrics[monitor] = float(score)
     log.info("Test metrics of %s:\n%s", run.name, metrics_table(metrics, task.test_domains))
     return metrics
 
