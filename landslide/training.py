@@ -2,7 +2,6 @@
 
 import logging
 from pathlib import Path
-from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
@@ -35,11 +34,6 @@ from landslide.task import SegmentationTask
 from landslide.tracking import log_config, log_prediction_figures, log_weights
 
 log = logging.getLogger(__name__)
-
-
-def build(spec: Any, **kwargs: Any) -> Any:
-    """Instantiate a config node: :func:`landslide.config.instantiate_config`."""
-    return instantiate_config(spec, **kwargs)
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -77,7 +71,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
             return dict(done.data.metrics)
 
     L.seed_everything(cfg.seed, workers=True)
-    datamodule: LandslideDataModule = build(cfg.data)
+    datamodule: LandslideDataModule = instantiate_config(cfg.data)
     # Generate or check the data before a run exists: a bad raster is an input error, not
     # a failed run.
     datamodule.prepare_data()
@@ -110,15 +104,15 @@ def skips_finished(cfg: DictConfig) -> bool:
 def _fit_and_test(
     cfg: DictConfig, run: TrainingRun, datamodule: LandslideDataModule, interrupts: Interrupts
 ) -> dict[str, float]:
-    task: SegmentationTask = build(
+    task: SegmentationTask = instantiate_config(
         cfg.task, test_domains=datamodule.test_domains, bands=list(datamodule.bands)
     )
-    logger = build(cfg.logger, run_id=run.run_id)
-    callbacks: list[Callback] = [build(c) for c in cfg.callbacks.values()]
+    logger = instantiate_config(cfg.logger, run_id=run.run_id)
+    callbacks: list[Callback] = [instantiate_config(c) for c in cfg.callbacks.values()]
     checkpoint = next(c for c in callbacks if isinstance(c, ModelCheckpoint))
     checkpoint.dirpath = str(run.checkpoint_dir)
     callbacks += [RunState(run.run_id), StopAtBatchEnd(interrupts)]
-    trainer: L.Trainer = build(
+    trainer: L.Trainer = instantiate_config(
         cfg.trainer, logger=logger, callbacks=callbacks, plugins=[AtomicCheckpointIO()]
     )
 

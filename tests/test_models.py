@@ -14,14 +14,13 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
-from landslide.config import CONF_DIR, compose_config
+from landslide.config import CONF_DIR, compose_config, instantiate_config
 from landslide.models import CGNet, LANet, MACUNet, ResUNet, ResUSENet
 from landslide.models.base import AnySizeSegmenter
 from landslide.models.blocks import ResidualUnit, SqueezeExcitation, squeeze_channels
 from landslide.models.lanet import AttentionEmbedding, PatchAttention
 from landslide.safe_loading import check_trusted, load_checkpoint
 from landslide.task import SegmentationTask
-from landslide.training import build
 
 MODEL_CONFIGS = sorted(path.stem for path in (CONF_DIR / "model").glob("*.yaml"))
 
@@ -65,7 +64,7 @@ def model_config(model_name: str, tmp_path_factory: pytest.TempPathFactory) -> D
 def task(model_config: DictConfig) -> SegmentationTask:
     """The task as a run builds it from ``task``, with the network from ``task.net``."""
     torch.manual_seed(0)
-    return build(model_config.task)
+    return instantiate_config(model_config.task)
 
 
 @pytest.fixture(scope="module")

@@ -237,7 +237,7 @@ def test_train_on_a_prepared_domain(prepared: DomainFiles, tmp_path: Path) -> No
 
 
 def test_band_subset_without_dem_or_pre_event_imagery(raw: Path, tmp_path: Path) -> None:
-    from landslide.training import build
+    from landslide.config import instantiate_config
 
     args = [a for a in overrides(raw, tmp_path, "rgb") if not a.startswith(("pre.", "dem."))]
     files = run_prepare(tmp_path, [*args, "bands=post_rgb"])
@@ -245,8 +245,8 @@ def test_band_subset_without_dem_or_pre_event_imagery(raw: Path, tmp_path: Path)
     assert profile["descriptions"] == ("post_red", "post_green", "post_blue")
     cfg = compose_train(tmp_path, "rgb", ["bands=post_rgb"])
     assert cfg.model.net.in_channels == 3
-    task = build(cfg.task, test_domains=["rgb"])
-    dm = build(cfg.data)
+    task = instantiate_config(cfg.task, test_domains=["rgb"])
+    dm = instantiate_config(cfg.data)
     dm.setup()
     batch = next(iter(dm.train_dataloader()))
     assert task(batch["image"]).shape == (5, 32, 32)

@@ -7,8 +7,8 @@ import mlflow
 import pytest
 from omegaconf import DictConfig
 
-from landslide.config import compose_config
-from landslide.training import build, train
+from landslide.config import compose_config, instantiate_config
+from landslide.training import train
 from landslide.world import GENERATOR_VERSION
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,7 +91,7 @@ def test_bad_domain_mix_config_fails_before_training(
 ) -> None:
     cfg = compose_train(tmp_path, [override])
     with pytest.raises(ValueError, match=message):
-        build(cfg.data)
+        instantiate_config(cfg.data)
 
 
 def test_short_training_beats_a_constant_predictor(

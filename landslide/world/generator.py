@@ -11,8 +11,6 @@ written into a temporary folder and renamed into place when complete.
 
 import json
 import logging
-import shutil
-import tempfile
 import time
 import zlib
 from collections.abc import Mapping, Sequence
@@ -24,7 +22,7 @@ import rasterio
 
 from landslide.band_stats import compute_band_stats
 from landslide.bands import BANDS
-from landslide.files import replace_dir
+from landslide.files import staged_dir
 from landslide.layout import DomainFiles
 from landslide.world import cache
 from landslide.world.params import RES, WorldParams
@@ -106,19 +104,14 @@ def generate_domain(
         raise ValueError(f"size must be at least 32 pixels, got {size}")
     params = WorldParams.from_mapping(world, domain=str(domain["name"]))
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
-    try:
+    # Another process generating the same domain may finish first: its folder is kept.
+    with staged_dir(out_dir, concurrent=True) as tmp:
         files = DomainFiles(tmp)
         with rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_MB):  # GDAL's default is 5% of the RAM
             share = Scene(domain, params, size, seed).write(files)
             compute_band_stats(files.stack, BANDS).save(files.stats)
         cache.write_record(files, world_record(domain, world, size, seed))
-        replace_dir(tmp, out_dir, concurrent=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     logger.info(
         "world: generated domain %s (%d px, landslide share %.4f) in %.1f s",
         domain["name"],
