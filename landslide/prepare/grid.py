@@ -80,8 +80,8 @@ class RasterInput:
     """One input raster band, possibly in several tiles, and how to read it.
 
     Attributes:
-        paths: the files, tiles of one product (see :mod:`landslide.prepare.tiles`); where
-            they overlap the first one wins.
+        paths: the files, tiles of one product (see :mod:`landslide.prepare.tiles`), a tuple
+            even for one file; where they overlap the first one wins.
         key: the config key it came from (``pre``, ``dem``, ...), for messages.
         band: 1-based band index, the same in every tile or one per tile.
         crs: CRS to assume when a file has none.
@@ -96,10 +96,6 @@ class RasterInput:
     crs: str | None = None
     nodata: float | None = None
     setting: str = ""
-
-    def __post_init__(self) -> None:
-        if isinstance(self.paths, (str, Path)):
-            object.__setattr__(self, "paths", (Path(self.paths),))
 
     @property
     def name(self) -> str:

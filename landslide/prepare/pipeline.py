@@ -271,7 +271,9 @@ def read_layers(
         for input_name, here in finite.items():
             valid &= _check_valid(here, inside, input_name, max_invalid_share)
         if clouds is not None:
-            raster, _ = source.cloud_raster(date)
+            cloud = source.cloud_raster(date)
+            assert cloud is not None, "a cloud mask is read from the source's cloud raster"
+            raster, _ = cloud
             valid &= _check_valid(~clouds, inside, f"{raster.name} (cloud)", max_invalid_share)
     elevation, sun = None, None
     if set(TERRAIN) & set(bands):

@@ -18,7 +18,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import override
+from typing import Any, override
 
 import numpy as np
 from rasterio.enums import Resampling
@@ -234,7 +234,7 @@ class BandFiles(ImagerySource):
         self,
         files: Mapping[str, str | Sequence[str] | None],
         path: str | None = None,
-        **kwargs: object,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.files = dict(files)
@@ -244,14 +244,15 @@ class BandFiles(ImagerySource):
     def rasters(self, colours: Sequence[str], key: str) -> dict[str, RasterInput]:
         out = {}
         for colour in colours:
-            if not self.files.get(colour):
+            files = self.files.get(colour)
+            if not files:
                 raise PrepareError(
                     f"{key}: no {colour} band file, needed by the band set; set "
                     f"{key}.files.{colour}=<file> (Sentinel-2 {S2_BANDS[colour]}) or drop the "
                     "bands that need it"
                 )
             setting = f"{key}.files.{colour}"
-            paths = find_rasters(self.files[colour], setting, self.path)
+            paths = find_rasters(files, setting, self.path)
             out[colour] = RasterInput(paths, key, crs=self.crs, nodata=self.nodata, setting=setting)
         _check_same_crs(out.values())
         return out
@@ -295,7 +296,7 @@ class GeoTiffStack(ImagerySource):
     """
 
     def __init__(
-        self, path: str | Sequence[str], bands: Mapping[str, str | int], **kwargs: object
+        self, path: str | Sequence[str], bands: Mapping[str, str | int], **kwargs: Any
     ) -> None:
         super().__init__(**kwargs)
         self.path = path if isinstance(path, (str, Path)) else list(path)

@@ -53,13 +53,22 @@ def assemble(
 
     Returns:
         float32 ``[len(bands), H, W]``.
+
+    Raises:
+        ValueError: if a terrain band is asked without ``elevation``, or the hillshade
+            without ``sun``.
     """
     layers = []
     for band in bands:
-        if band == "slope":
-            layers.append(slope_degrees(elevation, res))
-        elif band == "hillshade":
-            layers.append(hillshade(elevation, res, *sun))
+        if band in TERRAIN:
+            if elevation is None:
+                raise ValueError(f"the {band} band needs the elevation; pass elevation")
+            if band == "slope":
+                layers.append(slope_degrees(elevation, res))
+            elif sun is None:
+                raise ValueError("the hillshade band needs the post-event sun; pass sun")
+            else:
+                layers.append(hillshade(elevation, res, *sun))
         else:
             date, kind = band.split("_", 1)
             if kind == "ndvi":
