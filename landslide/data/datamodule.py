@@ -254,45 +254,60 @@ class LandslideDataModule(L.LightningDataModule):
         for name in self.domains:
             if name in self.patch_domains:
                 self.pools[name] = self.patch_domains[name].pool(self.pool_spec(name))
-                continue
-            files, spec = self.files(name), self.pool_spec(name)
-            stack_stats(files, self.bands)
-            pool = load_pool(files.samples, spec)
-            saved = read_saved_spec(files.samples)
-            if pool is None and saved is not None:
-                changed = [
-                    f"{k} {saved.get(k)} -> {v}"
-                    for k, v in asdict(spec).items()
-                    if saved.get(k) != v
-                ]
-                log.warning(
-                    "domain %s: the saved sample index %s was drawn with other settings (%s); "
-                    "drawing the pool again from the mask",
-                    name,
-                    files.samples,
-                    ", ".join(changed),
-                )
-            if pool is None:
-                with rasterio.open(files.mask) as src:
-                    mask = src.read(1)
-                try:
-                    pool = sample_pool(mask, spec, name=f"domain '{name}'", knobs="data.")
-                except PoolError as err:
-                    raise DataError(f"{files.mask}: {err}") from None
-                except ValueError as err:  # a scene smaller than a patch or a blocked split
-                    raise DataError(
-                        f"{files.mask}: {err}; use a smaller data.patch_size (and "
-                        "data.block_size for a blocked split)"
-                    ) from None
             else:
-                log.info("domain %s: using the saved sample index %s", name, files.samples)
-            self.pools[name] = pool
+                stack_stats(self.files(name), self.bands)
+                saved = self._saved_pool(name)
+                self.pools[name] = saved if saved is not None else self._drawn_pool(name)
         for name, count in self.mix.items():
             chosen = self.pools[name].train[:count]
             n_val = validation_size(count, self.val_fraction)
             # The pool alternates positive and negative patches: both parts stay balanced.
             self.train_patches[name] = chosen[: count - n_val]
             self.val_patches[name] = chosen[count - n_val :]
+
+    def _saved_pool(self, name: str) -> SamplePool | None:
+        """Domain ``name``'s saved sample index, if drawn with this pool's settings.
+
+        Returns:
+            The saved pool, or None (logging which settings differ from the saved ones).
+        """
+        files, spec = self.files(name), self.pool_spec(name)
+        pool = load_pool(files.samples, spec)
+        if pool is not None:
+            log.info("domain %s: using the saved sample index %s", name, files.samples)
+            return pool
+        saved = read_saved_spec(files.samples)
+        if saved is not None:
+            changed = [
+                f"{k} {saved.get(k)} -> {v}" for k, v in asdict(spec).items() if saved.get(k) != v
+            ]
+            log.warning(
+                "domain %s: the saved sample index %s was drawn with other settings (%s); "
+                "drawing the pool again from the mask",
+                name,
+                files.samples,
+                ", ".join(changed),
+            )
+        return None
+
+    def _drawn_pool(self, name: str) -> SamplePool:
+        """Domain ``name``'s pool drawn from its mask.
+
+        Raises:
+            DataError: naming the mask and the knobs to change when it holds too few windows.
+        """
+        files = self.files(name)
+        with rasterio.open(files.mask) as src:
+            mask = src.read(1)
+        try:
+            return sample_pool(mask, self.pool_spec(name), name=f"domain '{name}'", knobs="data.")
+        except PoolError as err:
+            raise DataError(f"{files.mask}: {err}") from None
+        except ValueError as err:  # a scene smaller than a patch or a blocked split
+            raise DataError(
+                f"{files.mask}: {err}; use a smaller data.patch_size (and "
+                "data.block_size for a blocked split)"
+            ) from None
 
     def dataset(self, name: str, patches: Sequence[Patch]) -> Dataset[dict[str, Tensor]]:
         """The samples of ``patches`` of domain ``name`` (windows of its pool).
