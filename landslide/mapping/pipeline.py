@@ -17,9 +17,7 @@ import json
 import logging
 import math
 import resource
-import shutil
 import sys
-import tempfile
 import time
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
@@ -36,7 +34,7 @@ import torch
 from affine import Affine
 from rasterio.windows import Window
 
-from landslide.files import replace_dir
+from landslide.files import staged_dir
 from landslide.layout import IGNORED, LANDSLIDE, STABLE
 from landslide.mapping.evaluate import MatchRule, object_metrics
 from landslide.mapping.model import TrainedModel
@@ -148,15 +146,8 @@ def map_scene(
     """
     scene.check_bands(model.bands, model.name)
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
-    try:
-        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
-            summary, metrics = _map_into(model, scene, tmp, settings)
-        replace_dir(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with staged_dir(out_dir) as tmp, rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+        summary, metrics = _map_into(model, scene, tmp, settings)
     return MapResult(out_dir, summary, metrics)
 
 
