@@ -7,7 +7,7 @@ model sees and compare them band by band. A scene is represented by random windo
 stack (seeded), so no landslide labels are needed: that is the situation of a new event.
 """
 
-from collections.abc import Callable, Mapping, Sequence, Sized
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import rasterio
@@ -62,7 +62,8 @@ def _images(
 ) -> Tensor:
     """The images of ``patches``, read through ``dataset(name, patches)``.
 
-    At most ``max_patches`` are read, a seeded draw over all domains.
+    ``dataset`` gives one sample per patch, in order. At most ``max_patches`` are read, a
+    seeded draw over all domains.
     """
     items = [(name, p) for name, ps in patches.items() for p in ps]
     if max_patches is not None and len(items) > max_patches:
@@ -70,9 +71,9 @@ def _images(
         items = [items[i] for i in sorted(keep)]
     images: list[Tensor] = []
     for name in dict.fromkeys(n for n, _ in items):
-        samples = dataset(name, [p for n, p in items if n == name])
-        assert isinstance(samples, Sized)  # map-style: sized, though Dataset's type says not
-        images.extend(samples[i]["image"] for i in range(len(samples)))
+        chosen = [p for n, p in items if n == name]
+        samples = dataset(name, chosen)
+        images.extend(samples[i]["image"] for i in range(len(chosen)))
     return torch.stack(images)
 
 
