@@ -107,6 +107,34 @@ def test_patch_matches_raster_window(toy_domains: Path) -> None:
     assert 0.0 <= sample["image"].min() and sample["image"].max() <= 1.0
 
 
+def test_training_samples_are_read_once_and_served_the_same(
+    toy_domains: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dm = make_datamodule(toy_domains, {"alpha": 20, "beta": 10})
+    dm.setup("fit")
+    reads: list[int] = []
+    read = PatchDataset.__getitem__
+
+    def counted(self: PatchDataset, index: int) -> dict[str, torch.Tensor]:
+        reads.append(index)
+        return read(self, index)
+
+    monkeypatch.setattr(PatchDataset, "__getitem__", counted)
+    loader = dm.train_dataloader()
+    first = [batch for batch in loader]
+    assert len(reads) == 27  # 18 + 9 training patches, each read once
+    again = [batch for batch in dm.train_dataloader()]  # a later epoch, a new loader
+    assert len(reads) == 27
+    # Served from memory as read: the same samples, only in another shuffled order.
+    assert len(again) == len(first)
+    served = torch.cat([b["image"] for b in again]).sum()
+    torch.testing.assert_close(served, torch.cat([b["image"] for b in first]).sum())
+    fresh = PatchDataset(dm.files("alpha"), dm.train_patches["alpha"], 32)[0]
+    cached = loader.dataset[0]
+    torch.testing.assert_close(cached["image"], fresh["image"])
+    torch.testing.assert_close(cached["mask"], fresh["mask"])
+
+
 @pytest.mark.parametrize(
     ("mix", "message"),
     [

@@ -15,7 +15,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset
 from landslide.bands import BANDS, band_set
 from landslide.checksums import file_digest
 from landslide.data.augmentation import RandomDihedralFlips
-from landslide.data.datasets import PatchDataset, stack_stats
+from landslide.data.datasets import CachedSamples, PatchDataset, stack_stats
 from landslide.data.patches import PatchDomain, patch_domains
 from landslide.data.prepared_samples import resolve_sample_settings
 from landslide.data.sampling import (
@@ -167,6 +167,9 @@ class LandslideDataModule(L.LightningDataModule):
         self.pools: dict[str, SamplePool] = {}
         self.train_patches: dict[str, tuple[Patch, ...]] = {}
         self.val_patches: dict[str, tuple[Patch, ...]] = {}
+        # Read once, served from memory every later epoch (see CachedSamples).
+        self._train_set: CachedSamples | None = None
+        self._val_set: CachedSamples | None = None
 
     @property
     def test_domains(self) -> list[str]:
@@ -334,12 +337,16 @@ class LandslideDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        """Shuffled batches of every known domain's training patches."""
-        return self._loader(self._patch_sets(self.train_patches), shuffle=True)
+        """Shuffled batches of every known domain's training patches (each read once)."""
+        if self._train_set is None:
+            self._train_set = CachedSamples(self._patch_sets(self.train_patches))
+        return self._loader(self._train_set, shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
         """Batches of every known domain's held-out validation patches, in order."""
-        return self._loader(self._patch_sets(self.val_patches), shuffle=False)
+        if self._val_set is None:
+            self._val_set = CachedSamples(self._patch_sets(self.val_patches))
+        return self._loader(self._val_set, shuffle=False)
 
     def test_dataloader(self) -> list[DataLoader]:
         """One loader per domain over its pool's test patches, in the order of ``domains``."""

@@ -173,3 +173,33 @@ class PatchDataset(Dataset[dict[str, Tensor]]):
         state = self.__dict__.copy()
         state["_dataset"] = None
         return state
+
+
+class CachedSamples(Dataset[dict[str, Tensor]]):
+    """The samples of ``dataset``, each read once and then served from memory.
+
+    The paper's pools are fixed and small (1000 patches of 10 x 88 x 88 float32 per domain,
+    31 MB), so reading the same windows from the GeoTIFFs again every epoch costs time and
+    buys nothing: the DataModule wraps its training and validation sets in this. Samples
+    are kept as read (normalised, before augmentation, which runs on the batch); each
+    DataLoader worker keeps the samples it read (persistent workers keep them across
+    epochs).
+
+    Args:
+        dataset: a map-style dataset of sample dicts.
+    """
+
+    def __init__(self, dataset: Dataset[dict[str, Tensor]]) -> None:
+        self.dataset = dataset
+        self._samples: dict[int, dict[str, Tensor]] = {}
+
+    def __len__(self) -> int:
+        """The number of samples of the wrapped dataset."""
+        return len(self.dataset)  # type: ignore[arg-type]  # map-style datasets are sized
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        """Sample ``index``: read on first use, then from memory (a new dict each time)."""
+        sample = self._samples.get(index)
+        if sample is None:
+            sample = self._samples[index] = self.dataset[index]
+        return dict(sample)
