@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import rasterio
 import torch
+from torch.utils.data import default_collate
 
 from landslide.band_stats import BandStats
 from landslide.data.augmentation import RandomDihedralFlips
@@ -129,10 +130,13 @@ def test_training_samples_are_read_once_and_served_the_same(
     assert len(again) == len(first)
     served = torch.cat([b["image"] for b in again]).sum()
     torch.testing.assert_close(served, torch.cat([b["image"] for b in first]).sum())
-    fresh = PatchDataset(dm.files("alpha"), dm.train_patches["alpha"], 32)[0]
-    cached = loader.dataset[0]
-    torch.testing.assert_close(cached["image"], fresh["image"])
-    torch.testing.assert_close(cached["mask"], fresh["mask"])
+    # Once all are in memory a batch is one gather: exactly the batch stacked from reads.
+    fresh = dm.dataset("alpha", dm.train_patches["alpha"])
+    gathered = loader.dataset.__getitems__([3, 0, 7])
+    stacked = default_collate([fresh[3], fresh[0], fresh[7]])
+    assert isinstance(gathered, dict) and gathered.keys() == stacked.keys()
+    for key in stacked:
+        assert torch.equal(gathered[key], stacked[key]), key
 
 
 @pytest.mark.parametrize(

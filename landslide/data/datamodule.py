@@ -15,7 +15,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset
 from landslide.bands import BANDS, band_set
 from landslide.checksums import file_digest
 from landslide.data.augmentation import RandomDihedralFlips
-from landslide.data.datasets import CachedSamples, PatchDataset, stack_stats
+from landslide.data.datasets import CachedSamples, PatchDataset, collate_samples, stack_stats
 from landslide.data.patches import PatchDomain, patch_domains
 from landslide.data.prepared_samples import resolve_sample_settings
 from landslide.data.sampling import (
@@ -334,6 +334,7 @@ class LandslideDataModule(L.LightningDataModule):
             shuffle=shuffle,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            collate_fn=collate_samples,
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate
 from torchgeo.datasets import IntersectionDataset, RasterDataset
 
 from landslide.band_stats import BandStats
@@ -181,17 +181,20 @@ class CachedSamples(Dataset[dict[str, Tensor]]):
     The paper's pools are fixed and small (1000 patches of 10 x 88 x 88 float32 per domain,
     31 MB), so reading the same windows from the GeoTIFFs again every epoch costs time and
     buys nothing: the DataModule wraps its training and validation sets in this. Samples
-    are kept as read (normalised, before augmentation, which runs on the batch); each
-    DataLoader worker keeps the samples it read (persistent workers keep them across
-    epochs).
+    are kept as read (normalised, before augmentation, which runs on the batch). Once every
+    sample has been read they are stacked into one tensor per key, and a DataLoader batch
+    is a single gather (:meth:`__getitems__`, collated by :func:`collate_samples`) instead
+    of one Python call per sample. Each DataLoader worker keeps the samples it read
+    (persistent workers keep them across epochs).
 
     Args:
-        dataset: a map-style dataset of sample dicts.
+        dataset: a map-style dataset of sample dicts with the same keys and shapes.
     """
 
     def __init__(self, dataset: Dataset[dict[str, Tensor]]) -> None:
         self.dataset = dataset
         self._samples: dict[int, dict[str, Tensor]] = {}
+        self._stacked: dict[str, Tensor] | None = None
 
     def __len__(self) -> int:
         """The number of samples of the wrapped dataset."""
@@ -199,7 +202,38 @@ class CachedSamples(Dataset[dict[str, Tensor]]):
 
     def __getitem__(self, index: int) -> dict[str, Tensor]:
         """Sample ``index``: read on first use, then from memory (a new dict each time)."""
+        if self._stacked is not None:
+            return {key: values[index] for key, values in self._stacked.items()}
         sample = self._samples.get(index)
         if sample is None:
             sample = self._samples[index] = self.dataset[index]
+            if len(self._samples) == len(self):
+                self._stack()
         return dict(sample)
+
+    def __getitems__(self, indices: list[int]) -> list[dict[str, Tensor]] | dict[str, Tensor]:
+        """The samples at ``indices``, for a DataLoader batch.
+
+        Returns:
+            One gathered batch once all samples are in memory, else a list of samples
+            (:func:`collate_samples` takes both).
+        """
+        if self._stacked is None:
+            return [self[index] for index in indices]
+        rows = torch.as_tensor(indices)
+        return {key: values[rows] for key, values in self._stacked.items()}
+
+    def _stack(self) -> None:
+        samples = [self._samples[i] for i in range(len(self))]
+        self._stacked = {key: torch.stack([s[key] for s in samples]) for key in samples[0]}
+        self._samples = {}
+
+
+def collate_samples(
+    data: list[dict[str, Tensor]] | dict[str, Tensor],
+) -> dict[str, Tensor]:
+    """Collate a list of samples into a batch, or pass an already gathered batch on.
+
+    The same tensors either way: gathering rows of stacked samples equals stacking them.
+    """
+    return data if isinstance(data, dict) else default_collate(data)

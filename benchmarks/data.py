@@ -1,0 +1,130 @@
+"""Does data ever wait? The training loader against the stock torchgeo path and against what
+each network consumes, side by side in one run.
+
+    uv run python benchmarks/data.py [--batches 40] [--workers 0] [--steps 3]
+
+Four loaders deliver batches of 88 x 88 patches (batch size 5, the same workers), all
+normalised the same way, from the default world (generated on first use):
+
+- *stock torchgeo*: the Iburi stack intersected with its mask (``RasterDataset &``), random
+  windows from ``RandomGeoSampler``, ``stack_samples`` collation;
+- *ours, first epoch*: the DataModule's training loader while it reads each pool window
+  from the GeoTIFFs;
+- *ours, later epochs*: the same loader once every sample was read (served from memory);
+- and, for comparison, each network's training step (forward, dice loss, backward, Adam)
+  on one of those batches: the rate at which it consumes samples.
+
+The ratios printed are the goals of issue 15: later epochs at least 20x the stock path and at
+least 10x what the fastest network consumes.
+"""
+
+import argparse
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import torch
+from hydra.utils import instantiate
+from torch.utils.data import DataLoader
+from torchgeo.datasets import stack_samples
+from torchgeo.samplers import RandomGeoSampler
+
+from landslide.config import compose_config
+from landslide.data.datasets import domain_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = sorted(p.stem for p in (ROOT / "conf" / "model").glob("*.yaml"))
+
+
+def samples_per_second(batches: Iterable[dict], count: int) -> tuple[float, list[dict]]:
+    """Time drawing ``count`` batches; return samples/s and the batches."""
+    drawn: list[dict] = []
+    start = time.perf_counter()
+    iterator: Iterator[dict] = iter(batches)
+    for _ in range(count):
+        try:
+            drawn.append(next(iterator))
+        except StopIteration:
+            break
+    seconds = time.perf_counter() - start
+    return sum(len(b["image"]) for b in drawn) / seconds, drawn
+
+
+def consumption(model: str, batch: dict, steps: int) -> tuple[float, int]:
+    """Samples/s of ``model``'s training step on ``batch`` (median of ``steps`` after a
+    warm-up), and its parameter count."""
+    cfg = compose_config([f"model={model}"], root_dir=ROOT)
+    torch.manual_seed(0)
+    task = instantiate(cfg.task, _recursive_=False)
+    optimizer = task.configure_optimizers()
+    task.train()
+    times = []
+    for _ in range(steps + 1):
+        start = time.perf_counter()
+        logits = task(batch["image"])
+        loss = task.loss(logits.unsqueeze(1), batch["mask"].unsqueeze(1))
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        times.append(time.perf_counter() - start)
+    step = sorted(times[1:])[len(times[1:]) // 2]
+    return len(batch["image"]) / step, sum(p.numel() for p in task.parameters())
+
+
+def main() -> None:
+    """Measure the four loaders and the networks, print the table and the ratios."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--batches", type=int, default=40, help="batches timed per loader")
+    parser.add_argument("--workers", type=int, default=0, help="DataLoader workers")
+    parser.add_argument("--steps", type=int, default=3, help="timed training steps per network")
+    args = parser.parse_args()
+
+    cfg = compose_config([f"data.num_workers={args.workers}"], root_dir=ROOT)
+    datamodule = instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    size, batch_size = int(cfg.data.patch_size), int(cfg.data.batch_size)
+
+    stock_set = domain_dataset(datamodule.files("iburi"), datamodule.bands)
+    sampler = RandomGeoSampler(stock_set, size=size, length=args.batches * batch_size)
+    stock = DataLoader(
+        stock_set,
+        batch_size=batch_size,
+        sampler=sampler,
+        collate_fn=stack_samples,
+        num_workers=args.workers,
+    )
+    rates = {"stock torchgeo": samples_per_second(stock, args.batches)[0]}
+
+    loader = datamodule.train_dataloader()
+    rates["ours, first epoch"], batches = samples_per_second(loader, args.batches)
+    for _ in loader:  # finish the epoch: every training sample has now been read once
+        pass
+    rates["ours, later epochs"] = samples_per_second(loader, args.batches)[0]
+
+    nets = {}
+    for model in MODELS:
+        rate, params = consumption(model, batches[0], args.steps)
+        nets[model] = (rate, params)
+
+    print(
+        f"patch {size} px, batch size {batch_size}, {args.workers} loader workers, "
+        f"torch threads {torch.get_num_threads()}, {len(datamodule.bands)} bands"
+    )
+    print(f"{'loader':<22} {'samples/s':>10}")
+    for name, rate in rates.items():
+        print(f"{name:<22} {rate:10.1f}")
+    print(f"{'network (train step)':<22} {'samples/s':>10} {'parameters':>12}")
+    for model, (rate, params) in nets.items():
+        print(f"{model:<22} {rate:10.1f} {params:12,d}")
+    fastest = max(nets, key=lambda m: nets[m][0])
+    later = rates["ours, later epochs"]
+    print(f"later epochs / stock torchgeo : {later / rates['stock torchgeo']:8.1f}  (goal >= 20)")
+    print(
+        f"first epoch / stock torchgeo  : {rates['ours, first epoch'] / rates['stock torchgeo']:8.1f}"
+    )
+    print(f"later epochs / {fastest:<14} : {later / nets[fastest][0]:8.1f}  (goal >= 10)")
+
+
+if __name__ == "__main__":
+    main()
