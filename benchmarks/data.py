@@ -120,9 +120,8 @@ def main() -> None:
     fastest = max(nets, key=lambda m: nets[m][0])
     later = rates["ours, later epochs"]
     print(f"later epochs / stock torchgeo : {later / rates['stock torchgeo']:8.1f}  (goal >= 20)")
-    print(
-        f"first epoch / stock torchgeo  : {rates['ours, first epoch'] / rates['stock torchgeo']:8.1f}"
-    )
+    first = rates["ours, first epoch"]
+    print(f"first epoch / stock torchgeo  : {first / rates['stock torchgeo']:8.1f}")
     print(f"later epochs / {fastest:<14} : {later / nets[fastest][0]:8.1f}  (goal >= 10)")
 
 
