@@ -17,6 +17,7 @@ import mlflow
 from mlflow.entities import Metric, Run
 from omegaconf import DictConfig, OmegaConf
 
+from landslide.data.datamodule import LandslideDataModule
 from landslide.layout import DomainFiles
 from landslide.lifecycle import is_complete
 from landslide.mlflow_store import quiet_artifact_transfers
@@ -114,7 +115,9 @@ def rank_runs(
     changed since (another world generator, a domain prepared again) are left out with a
     warning (see :func:`changed_data`).
     """
-    cache: dict[str, tuple[dict[str, str], dict[str, float] | None]] = {}
+    # By data config: the DataModule, built once, and its MMD once it is measured.
+    datamodules: dict[str, LandslideDataModule] = {}
+    mmds: dict[str, dict[str, float]] = {}
     candidates = []
     for run in runs:
         with (
@@ -130,29 +133,27 @@ def rank_runs(
             )
         cfg = legacy_data_config(recorded)
         key = json.dumps(OmegaConf.to_container(cfg.data, resolve=True), sort_keys=True)
-        if key not in cache:
-            datamodule = instantiate_trusted(
+        if key not in datamodules:
+            datamodules[key] = instantiate_trusted(
                 cfg.data, "data", f"run {run.info.run_id} config.yaml: "
             )
-            datamodule.prepare_data()
-            cache[key] = (datamodule.provenance(), None)
-        provenance, mmd = cache[key]
-        changed = changed_data(run, provenance)
+            datamodules[key].prepare_data()
+        datamodule = datamodules[key]
+        changed = changed_data(run, datamodule.provenance())
         if changed is not None:
             log.warning(
                 "skipping %s: trained on %s; retrain it to rank it", run.info.run_name, changed
             )
             continue
-        if mmd is None:
+        if key not in mmds:
             datamodule.setup()
             log.info("MMD of %s's training data to %s", run.info.run_name, scene_name)
-            mmd = mix_to_scene_mmd(datamodule, scene, max_patches, pixels, seed)
-            cache[key] = (provenance, mmd)
+            mmds[key] = mix_to_scene_mmd(datamodule, scene, max_patches, pixels, seed)
         candidate = Candidate(
             run.info.run_id,
             run.info.run_name,
             str(OmegaConf.select(cfg, "domain_mix.name", default="?")),
-            mmd,
+            mmds[key],
         )
         metrics = {f"mmd/{scene_name}/{b}": v for b, v in candidate.mmd.items()}
         metrics[f"mmd/{scene_name}/mean"] = candidate.mean_mmd
