@@ -20,6 +20,7 @@ timed in the same run.
 import argparse
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import lightning as L
@@ -41,7 +42,7 @@ def matmul_flops_per_second(n: int = 2048, repeats: int = 5) -> float:
     return 2 * n**3 / best
 
 
-def _timed(work) -> float:  # noqa: ANN001  # a zero-argument callable
+def _timed(work: Callable[[], object]) -> float:
     start = time.perf_counter()
     work()
     return time.perf_counter() - start

@@ -19,15 +19,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from landslide.data.datamodule import LandslideDataModule
 from landslide.layout import DomainFiles
-from landslide.lifecycle import is_complete
+from landslide.lifecycle import NEUTRAL_VALUES, is_complete
 from landslide.mlflow_store import quiet_artifact_transfers
 from landslide.safe_loading import instantiate_trusted
 from landslide.shift import mix_to_scene_mmd
 
 log = logging.getLogger(__name__)
-
-#: The target of the simulated world in today's configs (conf/data/default_world.yaml).
-SIMULATED_WORLD = "landslide.world.SimulatedWorld"
 
 
 @dataclass(frozen=True)
@@ -95,7 +92,8 @@ def legacy_data_config(cfg: DictConfig) -> DictConfig:
     """
     world = OmegaConf.select(cfg, "data.world")
     if isinstance(world, DictConfig) and "_target_" not in world:
-        world._target_ = SIMULATED_WORLD
+        # The target those runs meant, which their setting keys already leave out.
+        world._target_ = NEUTRAL_VALUES["data.world._target_"]
     return cfg
 
 
