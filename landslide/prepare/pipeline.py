@@ -377,15 +377,16 @@ def prepare(cfg: DictConfig) -> DomainFiles:
     role = _role(cfg.role, labelled)
     inventory, samples = None, None
     if labelled:
-        inventory = _build(cfg, "inventory", NO_INVENTORY)
+        inventory = _instantiate_input(cfg, "inventory", NO_INVENTORY)
         spec = dict(cfg.samples)
         spec["seed"] = domain_seed(int(spec["seed"]), cfg.name)
         try:
             samples = PoolSpec(**spec)
         except ValueError as err:
             raise PrepareError(f"samples: {err}") from err
-    imagery = {date: _build(cfg, date) for date in DATES if date in colours_needed(bands)}
-    dem = _build(cfg, "dem") if set(TERRAIN) & set(bands) else None
+    dates = [date for date in DATES if date in colours_needed(bands)]
+    imagery = {date: _instantiate_input(cfg, date) for date in dates}
+    dem = _instantiate_input(cfg, "dem") if set(TERRAIN) & set(bands) else None
     post_date = imagery["post"].date if "post" in imagery else (cfg.post or {}).get("date")
     return prepare_domain(
         cfg.name,
@@ -430,7 +431,7 @@ def _role(role: str | None, labelled: bool) -> str:
     return role
 
 
-def _build(cfg: DictConfig, key: str, hint: str = "") -> Any:
+def _instantiate_input(cfg: DictConfig, key: str, hint: str = "") -> Any:
     """Instantiate one input of the config, turning config mistakes into one-line errors.
 
     ``hint`` ends the error for a missing setting, e.g. an alternative to giving it.

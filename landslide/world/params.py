@@ -434,7 +434,7 @@ class WorldParams:
                 has the wrong type or is out of range.
         """
         try:
-            return _build(cls, OmegaConf.merge(OmegaConf.structured(cls), world), "")
+            return _dataclass_from_node(cls, OmegaConf.merge(OmegaConf.structured(cls), world), "")
         except ParamError as err:
             problem = str(err)
         except ConfigKeyError as err:
@@ -452,7 +452,7 @@ class WorldParams:
         ) from None
 
 
-def _build(schema: type, node: Any, prefix: str) -> Any:
+def _dataclass_from_node(schema: type, node: Any, prefix: str) -> Any:
     """Instantiate ``schema`` from its checked config node, each nested dataclass first.
 
     Like ``OmegaConf.to_object``, but a :class:`ParamError` from a ``__post_init__`` names
@@ -470,7 +470,7 @@ def _build(schema: type, node: Any, prefix: str) -> Any:
     for f in dataclasses.fields(schema):
         value = node[f.name]  # MissingMandatoryValue if absent
         if isinstance(f.type, type) and dataclasses.is_dataclass(f.type):
-            values[f.name] = _build(f.type, value, f"{prefix}{f.name}.")
+            values[f.name] = _dataclass_from_node(f.type, value, f"{prefix}{f.name}.")
         elif OmegaConf.is_config(value):
             values[f.name] = OmegaConf.to_container(value)
         else:
