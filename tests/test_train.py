@@ -2,12 +2,15 @@
 and resume: test_lifecycle.py)."""
 
 from pathlib import Path
+from typing import NamedTuple
 
 import mlflow
 import pytest
-from omegaconf import DictConfig
+from mlflow.entities import Run
+from omegaconf import DictConfig, OmegaConf
 
 from landslide.config import compose_config, instantiate_config
+from landslide.lifecycle import COMPLETE
 from landslide.training import train
 from landslide.world import GENERATOR_VERSION
 
@@ -29,10 +32,49 @@ def compose_train(tmp_path: Path, overrides: list[str]) -> DictConfig:
     return compose_config(overrides, root_dir=tmp_path, output_dir=tmp_path / "output")
 
 
+def quick_budget() -> list[str]:
+    """Overrides that give any trainer profile conf/trainer/quick.yaml's budget (its keys,
+    read from the file, so the two cannot drift apart)."""
+    quick = OmegaConf.load(ROOT / "conf" / "trainer" / "quick.yaml")
+    return [f"++trainer.{k}={v}" for k, v in quick.items() if k != "defaults"]
+
+
+#: trainer=gpu through the same code path on the CPU, at the quick budget.
+GPU_ON_CPU = ["trainer=gpu", "trainer.accelerator=cpu", *quick_budget()]
+
+
 @pytest.fixture
 def tracking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     return f"sqlite:///{tmp_path}/mlruns/mlflow.db"
+
+
+class SmallRun(NamedTuple):
+    """A finished run of the small setting, and the MLflow store it was logged to."""
+
+    tracking: str
+    metrics: dict[str, float]
+    run: Run
+
+
+def train_small(root: Path, overrides: list[str], small_world: Path) -> SmallRun:
+    """Train the small setting started in ``root`` (its own MLflow store, root/mlruns) and
+    return the one run it logged."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        cfg = compose_train(root, [*SMALL, *overrides, f"paths.data_dir={small_world}"])
+        metrics = train(cfg)
+    tracking = f"sqlite:///{root}/mlruns/mlflow.db"
+    client = mlflow.MlflowClient(tracking)
+    runs = client.search_runs([client.get_experiment_by_name("landslide").experiment_id])
+    assert len(runs) == 1
+    return SmallRun(tracking, metrics, runs[0])
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory, small_world: Path) -> SmallRun:
+    """One ``trainer=quick`` run, shared by the tests that read it."""
+    return train_small(tmp_path_factory.mktemp("quick_run"), [], small_world)
 
 
 @pytest.mark.parametrize("model", ["resu_senet", "resunet"])
@@ -46,19 +88,13 @@ def test_every_domain_mix_and_model_composes(tmp_path: Path, model: str) -> None
         assert cfg.logger.run_name == f"{model}-{cfg.domain_mix.name}-seed42"
 
 
-def test_train_logs_params_metrics_and_artifacts(
-    tmp_path: Path, tracking: str, small_world: Path
-) -> None:
-    cfg = compose_train(tmp_path, [*SMALL, f"paths.data_dir={small_world}"])
-    metrics = train(cfg)
+def test_train_logs_params_metrics_and_artifacts(quick_run: SmallRun) -> None:
+    tracking, metrics, run = quick_run
     for domain in DOMAINS:
         for name in METRICS:
             assert 0.0 <= metrics[f"test/{domain}/{name}"] <= 1.0 or name == "mcc"
 
     client = mlflow.MlflowClient(tracking)
-    runs = client.search_runs([client.get_experiment_by_name("landslide").experiment_id])
-    assert len(runs) == 1
-    run = runs[0]
     assert run.info.status == "FINISHED"
     assert run.info.run_name == "resu_senet-ib350j350-seed42"
     assert run.data.params["model.name"] == "resu_senet"
@@ -76,6 +112,49 @@ def test_train_logs_params_metrics_and_artifacts(
     assert figures == {f"figures/test_{d}.png" for d in DOMAINS}
     ckpt = client.list_artifacts(run.info.run_id, "checkpoints")
     assert [a.path for a in ckpt] == ["checkpoints/best.ckpt"]
+
+
+def artifact_listing(client: mlflow.MlflowClient, run_id: str) -> dict[str, set[str]]:
+    """A run's artifact names at the top level, in figures/ and in checkpoints/."""
+    return {
+        folder: {Path(a.path).name for a in client.list_artifacts(run_id, folder or None)}
+        for folder in ("", "figures", "checkpoints")
+    }
+
+
+def test_gpu_profile_on_cpu_logs_what_a_quick_run_logs(
+    tmp_path: Path, small_world: Path, quick_run: SmallRun
+) -> None:
+    """``trainer=gpu trainer.accelerator=cpu`` at the quick budget runs end to end and its
+    MLflow run looks like the ``trainer=quick`` run's: the same params (only the paths of its
+    own folder differ), metrics, artifacts and completion."""
+    gpu = train_small(tmp_path, GPU_ON_CPU, small_world)
+    quick, other = quick_run.run, gpu.run
+
+    assert set(other.data.params) ^ set(quick.data.params) == set()
+    differ = {k for k, v in other.data.params.items() if quick.data.params[k] != v}
+    # Each run was started in its own folder with its own store; nothing else may differ,
+    # the trainer's settings included (both run on the CPU at the same budget).
+    assert differ == {
+        "paths.root_dir",
+        "paths.mlruns_dir",
+        "paths.output_dir",
+        "trainer.default_root_dir",
+        "callbacks.model_checkpoint.dirpath",
+        "logger.tracking_uri",
+        "logger.artifact_location",
+    }
+    assert set(other.data.metrics) ^ set(quick.data.metrics) == set()
+    assert set(other.data.tags) ^ set(quick.data.tags) == set()
+    listings = [
+        artifact_listing(mlflow.MlflowClient(r.tracking), r.run.info.run_id)
+        for r in (quick_run, gpu)
+    ]
+    assert listings[0] == listings[1]
+    assert listings[0]["checkpoints"] == {"best.ckpt"}
+    for run in (quick, other):
+        assert run.info.status == "FINISHED"
+        assert run.data.tags[COMPLETE] == "true"
 
 
 @pytest.mark.parametrize(
