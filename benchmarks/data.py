@@ -1,7 +1,7 @@
 """Does data ever wait? The training loader against the stock torchgeo path and against what
 each network consumes, side by side in one run.
 
-    uv run python benchmarks/data.py [--batches 40] [--workers 0] [--steps 3]
+    uv run python benchmarks/data.py [--batches 40] [--workers 0] [--steps 3] [--device cpu]
 
 Four loaders deliver batches of 88 x 88 patches (batch size 5, the same workers), all
 normalised the same way, from the default world (generated on first use):
@@ -12,7 +12,9 @@ normalised the same way, from the default world (generated on first use):
   from the GeoTIFFs;
 - *ours, later epochs*: the same loader once every sample was read (served from memory);
 - and, for comparison, each network's training step (forward, dice loss, backward, Adam)
-  on one of those batches: the rate at which it consumes samples.
+  on one of those batches: the rate at which it consumes samples, on ``--device`` (``cpu``
+  by default; ``cuda``, or ``auto`` for CUDA when there is one). The loaders are CPU-side
+  and measured alike on any device.
 
 The ratios printed are the goals of issue 15: later epochs at least 20x the stock path and at
 least 10x what the fastest network consumes.
@@ -50,22 +52,39 @@ def samples_per_second(batches: Iterable[dict], count: int) -> tuple[float, list
     return sum(len(b["image"]) for b in drawn) / seconds, drawn
 
 
-def consumption(model: str, batch: dict, steps: int) -> tuple[float, int]:
-    """Samples/s of ``model``'s training step on ``batch`` (median of ``steps`` after a
-    warm-up), and its parameter count."""
+def pick_device(name: str) -> torch.device:
+    """``cpu``, ``cuda``, or ``auto`` (CUDA when there is one) as a device.
+
+    Raises:
+        SystemExit: ``cuda`` was asked for and none is visible.
+    """
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: no CUDA GPU is visible here; use --device cpu or auto")
+    return torch.device(name)
+
+
+def consumption(model: str, batch: dict, steps: int, device: torch.device) -> tuple[float, int]:
+    """Samples/s of ``model``'s training step on ``batch`` on ``device`` (median of
+    ``steps`` after a warm-up; the batch is moved there first, not timed), and its
+    parameter count."""
     cfg = compose_config([f"model={model}"], root_dir=ROOT)
     torch.manual_seed(0)
-    task = instantiate(cfg.task, _recursive_=False)
+    task = instantiate(cfg.task, _recursive_=False).to(device)
     optimizer = task.configure_optimizers()
     task.train()
+    image, mask = batch["image"].to(device), batch["mask"].to(device)
     times = []
     for _ in range(steps + 1):
         start = time.perf_counter()
-        logits = task(batch["image"])
-        loss = task.loss(logits.unsqueeze(1), batch["mask"].unsqueeze(1))
+        logits = task(image)
+        loss = task.loss(logits.unsqueeze(1), mask.unsqueeze(1))
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)  # the kernels are queued: wait before timing
         times.append(time.perf_counter() - start)
     step = sorted(times[1:])[len(times[1:]) // 2]
     return len(batch["image"]) / step, sum(p.numel() for p in task.parameters())
@@ -77,7 +96,14 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=40, help="batches timed per loader")
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers")
     parser.add_argument("--steps", type=int, default=3, help="timed training steps per network")
+    parser.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="cpu",
+        help="where the networks' training steps run (auto: cuda if available); default cpu",
+    )
     args = parser.parse_args()
+    device = pick_device(args.device)
 
     cfg = compose_config([f"data.num_workers={args.workers}"], root_dir=ROOT)
     datamodule = instantiate(cfg.data)
@@ -104,13 +130,15 @@ def main() -> None:
 
     nets = {}
     for model in MODELS:
-        rate, params = consumption(model, batches[0], args.steps)
+        rate, params = consumption(model, batches[0], args.steps, device)
         nets[model] = (rate, params)
 
     print(
         f"patch {size} px, batch size {batch_size}, {args.workers} loader workers, "
         f"torch threads {torch.get_num_threads()}, {len(datamodule.bands)} bands"
     )
+    gpu = f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""
+    print(f"networks' training steps on {device.type}{gpu}; loaders on the CPU")
     print(f"{'loader':<22} {'samples/s':>10}")
     for name, rate in rates.items():
         print(f"{name:<22} {rate:10.1f}")
