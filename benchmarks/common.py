@@ -4,7 +4,7 @@ Imported by the scripts beside it (``benchmarks/`` is on ``sys.path`` when one o
 """
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import lightning as L
@@ -48,9 +48,12 @@ def timed(work: Callable[[], object], device: torch.device) -> float:
     return time.perf_counter() - start
 
 
-def make_task(model: str, device: torch.device, seed: int = 0) -> L.LightningModule:
-    """A fresh :class:`~landslide.task.SegmentationTask` of ``conf/model/<model>.yaml``."""
-    cfg = compose_config([f"model={model}"], root_dir=ROOT)
+def make_task(
+    model: str, device: torch.device, overrides: Sequence[str] = (), seed: int = 0
+) -> L.LightningModule:
+    """A fresh :class:`~landslide.task.SegmentationTask` of ``conf/model/<model>.yaml``, with
+    ``overrides`` of ``conf/train.yaml`` (e.g. ``task.channels_last=true``)."""
+    cfg = compose_config([f"model={model}", *overrides], root_dir=ROOT)
     torch.manual_seed(seed)
     task: L.LightningModule = instantiate(cfg.task, _recursive_=False)
     return task.to(device)

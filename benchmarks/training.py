@@ -1,20 +1,29 @@
-"""What does the Lightning task cost over a bare PyTorch loop, and how close to the machine's
-peak does each network run? Side by side in one run.
+"""What does the Lightning task cost over a bare PyTorch loop, how close to the machine's
+peak does each network run, and which speed options pay? Side by side in one run.
 
-    uv run python benchmarks/training.py [--batches 8] [--models cgnet,resu_senet,...]
+    uv run python benchmarks/training.py [--batches 8] [--rounds 2] [--models cgnet,...]
+        [--device cpu|cuda|auto] [--options channels_last,bf16,compile] [--options-model M]
 
 For each network (``conf/model/*.yaml``), the same in-memory batches of the DataModule
 (batch size 5, 88 x 88 px, ten bands) go through
 
 - *Lightning*: ``SegmentationTask`` in a ``Trainer`` for one epoch (training step, epoch-mean
-  logging, a checkpoint written at the end), and
+  logging; checkpointing off, as it is timed apart), and
 - *bare loop*: the same network, dice loss and Adam in a plain ``for`` loop,
 
-each after one warm-up batch. It prints samples/s of both and their ratio (the goal: Lightning
-adds at most 5 %), the parameter count, the forward FLOPs of one 88 x 88 patch
-(``torch.utils.flop_counter``), and the achieved share of the machine's peak: the training
-step's FLOP rate (forward + backward taken as 3x the forward) over a large matrix product's,
-timed in the same run.
+``--rounds`` times each, alternating, each after one warm-up batch; the best round of each
+counts (the least disturbed by the rest of the machine). The checkpoint the Trainer writes
+(weights and Adam's moments, through the project's atomic writer) is timed apart, and the
+overhead is given per step and per paper epoch (ib350j350: 126 training steps, at most two
+checkpoints: the best and the last). It also prints the parameter count, the forward FLOPs
+of one 88 x 88 patch (``torch.utils.flop_counter``), and the achieved share of the device's
+peak: the training step's FLOP rate (forward + backward taken as 3x the forward) over a
+large matrix product's, timed in the same run.
+
+``--options`` times the training and test steps of ``--options-model`` with each speed option
+against float32 in the default layout: ``channels_last`` (``task.channels_last=true``),
+``bf16`` (autocast to bfloat16, ``trainer.precision=bf16-mixed``) and ``compile``
+(``torch.compile``, ``compile=true``; its compilation time printed apart).
 """
 
 import argparse
@@ -25,135 +34,208 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from common import (
+    MODELS,
+    ROOT,
+    describe,
+    make_task,
+    median,
+    on_device,
+    pick_device,
+    timed,
+    train_step,
+)
 from hydra.utils import instantiate
 from torch.utils.flop_counter import FlopCounterMode
 
+from landslide.checkpointing import AtomicCheckpointIO
 from landslide.config import compose_config
 
-ROOT = Path(__file__).resolve().parents[1]
-MODELS = sorted(p.stem for p in (ROOT / "conf" / "model").glob("*.yaml"))
+#: A paper epoch of the default mix (ib350j350): 630 training samples in batches of 5.
+PAPER_EPOCH_STEPS = 126
+#: Checkpoints written per epoch at most: the lowest validation loss and the last.
+CHECKPOINTS_PER_EPOCH = 2
 
 
-def matmul_flops_per_second(n: int = 2048, repeats: int = 5) -> float:
-    """The machine's dense float32 rate: a large matrix product, best of ``repeats``."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def matmul_flops_per_second(device: torch.device, n: int = 2048, repeats: int = 5) -> float:
+    """The device's dense float32 rate: a large matrix product, best of ``repeats``."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
     a @ b  # warm-up
-    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    best = min(timed(lambda: a @ b, device) for _ in range(repeats))
     return 2 * n**3 / best
 
 
-def _timed(work: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    work()
-    return time.perf_counter() - start
-
-
-def forward_flops(net: torch.nn.Module, bands: int, size: int) -> int:
+def forward_flops(net: torch.nn.Module, bands: int, size: int, device: torch.device) -> int:
     """FLOPs of one forward pass of one patch."""
     net.eval()  # one patch: batch norm in training mode needs more than one value
     with FlopCounterMode(display=False) as counter, torch.no_grad():
-        net(torch.zeros(1, bands, size, size))
+        net(torch.zeros(1, bands, size, size, device=device))
     net.train()
     return counter.get_total_flops()
 
 
-def bare_loop(task: L.LightningModule, batches: list[dict]) -> float:
+def bare_loop(task: L.LightningModule, batches: list[dict], device: torch.device) -> float:
     """Seconds to train on ``batches`` (after the first) in a plain loop."""
     optimizer = task.configure_optimizers()
     task.train()
-
-    def step(batch: dict) -> None:
-        logits = task(batch["image"])
-        loss = task.loss(logits.unsqueeze(1), batch["mask"].unsqueeze(1))
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-
-    step(batches[0])
-    start = time.perf_counter()
-    for batch in batches[1:]:
-        step(batch)
-    return time.perf_counter() - start
+    train_step(task, optimizer, batches[0])
+    return timed(lambda: [train_step(task, optimizer, b) for b in batches[1:]], device)
 
 
 class _Timer(L.Callback):
-    """Seconds from the end of the first training batch to the end of training (the epoch's
-    logging and the checkpoint written at its end included)."""
+    """Seconds from the end of the first training batch to the end of training."""
 
     def on_train_batch_end(self, trainer: L.Trainer, *args: object, **kwargs: object) -> None:
         if trainer.global_step == 1:
+            trainer.strategy.barrier()
+            if trainer.strategy.root_device.type == "cuda":
+                torch.cuda.synchronize()
             self.start = time.perf_counter()
 
     def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if trainer.strategy.root_device.type == "cuda":
+            torch.cuda.synchronize()
         self.seconds = time.perf_counter() - self.start
 
 
-def lightning_fit(task: L.LightningModule, batches: list[dict], out: Path) -> float:
-    """Seconds to train on ``batches`` (after the first) through a Trainer."""
+def lightning_fit(
+    task: L.LightningModule, batches: list[dict], out: Path, device: torch.device
+) -> tuple[float, float]:
+    """Seconds to train on ``batches`` (after the first) through a Trainer, and seconds to
+    write its checkpoint once."""
     timer = _Timer()
     trainer = L.Trainer(
-        accelerator="cpu",
+        accelerator="gpu" if device.type == "cuda" else "cpu",
         devices=1,
         max_epochs=1,
         limit_val_batches=0,
         logger=L.pytorch.loggers.CSVLogger(out),
-        callbacks=[timer, L.pytorch.callbacks.ModelCheckpoint(dirpath=out)],
+        callbacks=[timer],
+        enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
         default_root_dir=out,
+        plugins=[AtomicCheckpointIO()],
     )
     loader = torch.utils.data.DataLoader(batches, batch_size=None)
     trainer.fit(task, train_dataloaders=loader)
-    return timer.seconds
+    checkpoint = timed(lambda: trainer.save_checkpoint(out / "timed.ckpt"), device)
+    return timer.seconds, checkpoint
+
+
+def option_steps(
+    model: str, option: str, batch: dict, device: torch.device, steps: int
+) -> tuple[float, float, float]:
+    """Median seconds of a training and a test step of ``model`` with ``option`` (``fp32``
+    for none), and the seconds of its first step (compilation, for ``compile``)."""
+    overrides = ["task.channels_last=true"] if option == "channels_last" else []
+    task = make_task(model, device, overrides)
+    if option == "compile":
+        task.model.compile()  # as compile=true does in training
+    run: Callable[[torch.Tensor], torch.Tensor] = task
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=option == "bf16")
+    optimizer = task.configure_optimizers()
+
+    def train() -> None:
+        with autocast:
+            logits = run(batch["image"])
+        loss = task.loss(logits.float().unsqueeze(1), batch["mask"].unsqueeze(1))
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+
+    task.train()
+    first = timed(train, device)
+    train_times = [timed(train, device) for _ in range(steps)]
+    task.eval()
+    with torch.inference_mode(), autocast:
+        first += timed(lambda: run(batch["image"]), device)
+        test_times = [timed(lambda: run(batch["image"]), device) for _ in range(steps)]
+    return median(train_times), median(test_times), first
 
 
 def main() -> None:
-    """Measure every network both ways and print the table and ratios."""
+    """Measure every network both ways, and the options; print the tables and ratios."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--batches", type=int, default=8, help="timed batches (+1 warm-up)")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds, best kept")
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated")
+    parser.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--options", default="channels_last", help="comma-separated, or none")
+    parser.add_argument("--options-model", default="resu_senet")
+    parser.add_argument("--option-steps", type=int, default=3, help="timed steps per option")
     args = parser.parse_args()
+    device = pick_device(args.device)
 
     cfg = compose_config([], root_dir=ROOT)
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
     datamodule.setup("fit")
     loader = iter(datamodule.train_dataloader())
-    batches = [next(loader) for _ in range(args.batches + 1)]
+    batches = [on_device(next(loader), device) for _ in range(args.batches + 1)]
     samples = sum(len(b["image"]) for b in batches[1:])
     bands, size = len(datamodule.bands), int(cfg.data.patch_size)
-    peak = matmul_flops_per_second()
+    peak = matmul_flops_per_second(device)
 
     rows = []
     for model in args.models.split(","):
-        model_cfg = compose_config([f"model={model}"], root_dir=ROOT)
-        torch.manual_seed(0)
-        task = instantiate(model_cfg.task, _recursive_=False)
+        task = make_task(model, device)
         params = sum(p.numel() for p in task.parameters())
-        flops = forward_flops(task.model, bands, size)
-        bare_s = bare_loop(task, batches)
-        torch.manual_seed(0)
-        task = instantiate(model_cfg.task, _recursive_=False)
-        with tempfile.TemporaryDirectory() as tmp:
-            lightning_s = lightning_fit(task, batches, Path(tmp))
-        achieved = 3 * flops * samples / bare_s / peak
-        rows.append((model, params, flops, samples / bare_s, samples / lightning_s, achieved))
+        flops = forward_flops(task.model, bands, size, device)
+        bare, lit, checkpoint = [], [], []
+        for _ in range(args.rounds):
+            bare.append(bare_loop(make_task(model, device), batches, device))
+            with tempfile.TemporaryDirectory() as tmp:
+                fit, ckpt = lightning_fit(make_task(model, device), batches, Path(tmp), device)
+            lit.append(fit)
+            checkpoint.append(ckpt)
+        rows.append((model, params, flops, min(bare), min(lit), median(checkpoint)))
 
     print(
+        f"device: {describe(device)}; matmul peak {peak / 1e9:.1f} GFLOP/s\n"
         f"{samples} samples ({args.batches} batches of {cfg.data.batch_size}, {size} px, "
-        f"{bands} bands), torch threads {torch.get_num_threads()}, "
-        f"matmul peak {peak / 1e9:.1f} GFLOP/s"
+        f"{bands} bands), best of {args.rounds} alternating rounds"
     )
     print(
-        f"{'network':<12} {'parameters':>12} {'GFLOP/patch':>12} {'bare/s':>8} "
-        f"{'lightning/s':>12} {'overhead':>9} {'of peak':>8}"
+        f"{'network':<11} {'parameters':>11} {'GFLOP/patch':>11} {'bare/s':>8} "
+        f"{'Lightning/s':>11} {'per step':>9} {'ckpt s':>7} {'per epoch':>9} {'of peak':>8}"
     )
-    for model, params, flops, bare, lit, achieved in rows:
-        print(
-            f"{model:<12} {params:12,d} {flops / 1e9:12.2f} {bare:8.2f} {lit:12.2f} "
-            f"{bare / lit - 1:9.1%} {achieved:8.1%}"
+    for model, params, flops, bare_s, lit_s, ckpt_s in rows:
+        step_bare, step_lit = bare_s / args.batches, lit_s / args.batches
+        epoch = (PAPER_EPOCH_STEPS * step_lit + CHECKPOINTS_PER_EPOCH * ckpt_s) / (
+            PAPER_EPOCH_STEPS * step_bare
         )
-    print("overhead: Lightning's time over the bare loop's, minus 1 (goal <= 5 %)")
+        achieved = 3 * flops * samples / bare_s / peak
+        print(
+            f"{model:<11} {params:11,d} {flops / 1e9:11.2f} {samples / bare_s:8.2f} "
+            f"{samples / lit_s:11.2f} {lit_s / bare_s - 1:9.1%} {ckpt_s:7.2f} "
+            f"{epoch - 1:9.1%} {achieved:8.1%}"
+        )
+    print(
+        "per step: Lightning's time over the bare loop's, minus 1; per epoch: the same over a "
+        f"paper epoch ({PAPER_EPOCH_STEPS} steps) with {CHECKPOINTS_PER_EPOCH} checkpoint "
+        "writes (goal <= 5 %)"
+    )
+
+    options = [o for o in args.options.split(",") if o and o != "none"]
+    if options:
+        batch = batches[1]
+        base = option_steps(args.options_model, "fp32", batch, device, args.option_steps)
+        print(f"\noptions on {args.options_model} (batch of {len(batch['image'])}):")
+        print(
+            f"{'option':<14} {'train s/step':>13} {'test s/step':>12} {'train x':>8} {'test x':>7}"
+        )
+        print(f"{'fp32':<14} {base[0]:13.4f} {base[1]:12.4f} {1:8.2f} {1:7.2f}")
+        for option in options:
+            train, test, first = option_steps(
+                args.options_model, option, batch, device, args.option_steps
+            )
+            extra = f"  (first steps {first:.1f} s)" if option == "compile" else ""
+            print(
+                f"{option:<14} {train:13.4f} {test:12.4f} {base[0] / train:8.2f} "
+                f"{base[1] / test:7.2f}{extra}"
+            )
+        print("x: speed-up over fp32 in the default layout (above 1 helps)")
 
 
 if __name__ == "__main__":

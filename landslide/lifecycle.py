@@ -73,6 +73,9 @@ NEUTRAL_VALUES: dict[str, Any] = {
     "data.max_ignored_fraction": 0.0,
     "data.world._target_": "landslide.world.SimulatedWorld",  # the world became injected
     "task.optimizer": {"_target_": "torch.optim.Adam", "_partial_": True},  # a config entry
+    "task.channels_last": False,  # issue 15's speed options, off by default
+    "compile": False,
+    "trainer.precision": "32-true",
 }
 
 

@@ -156,6 +156,11 @@ class TrainerSchema(Schema):
     )
     limit_test_batches: BatchLimit = knob(BATCH_LIMIT, 1.0, default=None)
     check_val_every_n_epoch: int | None = knob("null or an integer >= 1", 1, default=1, ge=1)
+    precision: str | int = knob(
+        "a Lightning precision such as 32-true, bf16-mixed or 16-mixed",
+        "bf16-mixed",
+        default="32-true",
+    )
 
 
 class TaskSchema(Schema):
@@ -164,6 +169,7 @@ class TaskSchema(Schema):
     lr: float = knob("a number > 0", 0.0001, gt=0)
     threshold: float = knob("a number strictly between 0 and 1", 0.5, gt=0, lt=1)
     figure_samples: int = knob("an integer >= 0", 4, default=4, ge=0)
+    channels_last: bool = knob("true or false", "true", default=False)
 
 
 class TrainSchema(Schema):
@@ -176,6 +182,7 @@ class TrainSchema(Schema):
         default=False,
     )
     force: bool = knob("true or false", "true", default=False)
+    compile: bool = knob("true or false", "true", default=False)
     optimized_metric: str = knob(
         "val/loss or test/<domain>/<metric or loss>", "val/loss", default="val/loss"
     )

@@ -39,6 +39,10 @@ class SegmentationTask(L.LightningModule):
             new scene reads the same bands in the same order (``map.py`` checks it).
         normalization: how inputs were scaled: ``minmax`` is the paper's per-band min-max
             with each scene's own statistics (``stats.json``), applied again at mapping time.
+        channels_last: keep the network's weights and inputs channels-last (NHWC), the
+            layout GPU tensor cores and oneDNN convolutions prefer; off by default, as
+            measured in ``benchmarks/training.py`` (slower training on a CPU). Results equal
+            the default layout's up to float rounding.
     """
 
     def __init__(
@@ -51,6 +55,7 @@ class SegmentationTask(L.LightningModule):
         figure_samples: int = 4,
         bands: Sequence[str] | None = None,
         normalization: str = "minmax",
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
         # Plain containers, so checkpoints load with torch.load(weights_only=True).
@@ -75,6 +80,10 @@ class SegmentationTask(L.LightningModule):
         # A checkpoint names its network: build only a class of this package, so a crafted
         # checkpoint cannot run other code (see landslide.safe_loading).
         self.model: nn.Module = instantiate_trusted(self.hparams["net"], "net")
+        self.memory_format = (
+            torch.channels_last if self.hparams.get("channels_last") else torch.contiguous_format
+        )
+        self.model.to(memory_format=self.memory_format)
 
     def configure_losses(self) -> None:
         """Set the paper's loss: binary soft dice on logits, ignoring unlabelled pixels."""
@@ -98,7 +107,7 @@ class SegmentationTask(L.LightningModule):
 
     def forward(self, image: Tensor) -> Tensor:
         """Landslide logits [B, H, W] for an image batch [B, C, H, W]."""
-        return self.model(image).squeeze(1)
+        return self.model(image.contiguous(memory_format=self.memory_format)).squeeze(1)
 
     def _step(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         logits = self(batch["image"])

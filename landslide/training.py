@@ -124,6 +124,10 @@ def _fit_and_test(
     else:
         logger.experiment.set_tag(run.run_id, RESUMED_FROM, str(run.resume_from))
     logger.experiment.set_tag(run.run_id, OUTPUT_DIR, cfg.paths.output_dir)
+    if cfg.compile:
+        # Compiles the network's forward in place (nn.Module.compile): its checkpoint keys
+        # stay those of the uncompiled network, so maps and resumes load it either way.
+        task.model.compile()
     trainer.fit(task, datamodule=datamodule, ckpt_path=run.resume_from, weights_only=True)
     best = checkpoint.best_model_path
     if not best:

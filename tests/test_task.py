@@ -83,6 +83,26 @@ def test_forward_and_checkpoint_round_trip(tmp_path) -> None:
     assert loaded.hparams["lr"] == 1e-3
 
 
+@pytest.mark.parametrize("net", ["ResUSENet", "CGNet", "LANet", "MACUNet"])
+def test_channels_last_computes_what_the_default_layout_computes(net: str) -> None:
+    """task.channels_last=true keeps weights and inputs NHWC; results equal up to rounding,
+    and its checkpoint's weights load into a default-layout task."""
+    spec = {"_target_": f"landslide.models.{net}", "in_channels": 10}
+    torch.manual_seed(0)
+    plain = SegmentationTask(spec).eval()
+    nhwc = SegmentationTask(spec, channels_last=True).eval()
+    nhwc.load_state_dict(plain.state_dict())
+    convs = [m.weight for m in nhwc.model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
+    image = torch.rand(2, 10, 32, 32)
+    with torch.inference_mode():
+        torch.testing.assert_close(nhwc(image), plain(image), rtol=1e-4, atol=1e-4)
+    again = SegmentationTask(spec).eval()
+    again.load_state_dict(nhwc.state_dict())
+    with torch.inference_mode():
+        torch.testing.assert_close(again(image), plain(image))
+
+
 def test_the_optimiser_is_a_config_entry_and_a_foreign_one_is_refused() -> None:
     # The paper's Adam when none is given (checkpoints from before the entry hold none).
     adam = SegmentationTask(TINY_NET, lr=1e-3).configure_optimizers()
