@@ -23,9 +23,9 @@ least 10x what the fastest network consumes.
 import argparse
 import time
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 
 import torch
+from common import MODELS, ROOT, make_task, median, on_device, pick_device, timed, train_step
 from hydra.utils import instantiate
 from torch.utils.data import DataLoader
 from torchgeo.datasets import stack_samples
@@ -33,9 +33,6 @@ from torchgeo.samplers import RandomGeoSampler
 
 from landslide.config import compose_config
 from landslide.data.datasets import domain_dataset
-
-ROOT = Path(__file__).resolve().parents[1]
-MODELS = sorted(p.stem for p in (ROOT / "conf" / "model").glob("*.yaml"))
 
 
 def samples_per_second(batches: Iterable[dict], count: int) -> tuple[float, list[dict]]:
@@ -52,42 +49,16 @@ def samples_per_second(batches: Iterable[dict], count: int) -> tuple[float, list
     return sum(len(b["image"]) for b in drawn) / seconds, drawn
 
 
-def pick_device(name: str) -> torch.device:
-    """``cpu``, ``cuda``, or ``auto`` (CUDA when there is one) as a device.
-
-    Raises:
-        SystemExit: ``cuda`` was asked for and none is visible.
-    """
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda: no CUDA GPU is visible here; use --device cpu or auto")
-    return torch.device(name)
-
-
 def consumption(model: str, batch: dict, steps: int, device: torch.device) -> tuple[float, int]:
     """Samples/s of ``model``'s training step on ``batch`` on ``device`` (median of
     ``steps`` after a warm-up; the batch is moved there first, not timed), and its
     parameter count."""
-    cfg = compose_config([f"model={model}"], root_dir=ROOT)
-    torch.manual_seed(0)
-    task = instantiate(cfg.task, _recursive_=False).to(device)
+    task = make_task(model, device)
     optimizer = task.configure_optimizers()
     task.train()
-    image, mask = batch["image"].to(device), batch["mask"].to(device)
-    times = []
-    for _ in range(steps + 1):
-        start = time.perf_counter()
-        logits = task(image)
-        loss = task.loss(logits.unsqueeze(1), mask.unsqueeze(1))
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)  # the kernels are queued: wait before timing
-        times.append(time.perf_counter() - start)
-    step = sorted(times[1:])[len(times[1:]) // 2]
-    return len(batch["image"]) / step, sum(p.numel() for p in task.parameters())
+    batch = on_device(batch, device)
+    times = [timed(lambda: train_step(task, optimizer, batch), device) for _ in range(steps + 1)]
+    return len(batch["image"]) / median(times[1:]), sum(p.numel() for p in task.parameters())
 
 
 def main() -> None:
