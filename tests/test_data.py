@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 import rasterio
 import torch
+from conftest import write_rasters
 from torch.utils.data import default_collate
 
 from landslide.band_stats import BandStats
 from landslide.data.augmentation import RandomDihedralFlips
 from landslide.data.datamodule import LandslideDataModule
 from landslide.data.datasets import PatchDataset
-from landslide.data.sampling import balanced_patches, window_landslide_fraction
+from landslide.data.sampling import Patch, balanced_patches, window_landslide_fraction
 from landslide.errors import DataError
 from landslide.layout import DomainFiles
 
@@ -106,6 +107,29 @@ def test_patch_matches_raster_window(toy_domains: Path) -> None:
     np.testing.assert_allclose(sample["image"].numpy(), (raw - lo) / (hi - lo), atol=1e-5)
     np.testing.assert_array_equal(sample["mask"].numpy(), mask)
     assert 0.0 <= sample["image"].min() and sample["image"].max() <= 1.0
+
+
+def test_window_reads_equal_torchgeo_queries(tmp_path: Path) -> None:
+    """The direct windowed read returns exactly what torchgeo's georeferenced query returns,
+    NaN pixels and a mask with a nodata value included; a window off the grid's edge falls
+    back to the query (padded)."""
+    rng = np.random.default_rng(3)
+    mask = (rng.random((64, 64)) < 0.2).astype(np.uint8)
+    mask[:5, :7] = 255
+    stack = rng.normal(0.0, 1.0, (10, 64, 64)).astype(np.float32)
+    stack[:, :5, :7] = np.nan
+    files = write_rasters(tmp_path / "nan", stack, mask, nodata=255)
+    patches = [Patch(0, 0, True), Patch(17, 3, False), Patch(32, 32, True), Patch(50, 50, True)]
+    bands = ("slope", "post_red", "post_ndvi")
+    dataset = PatchDataset(files, patches, 16, bands=bands)
+    for patch in patches[:3]:
+        assert dataset.reader.holds(patch, 16)
+        direct = dataset.reader.read(patch, 16)
+        query = dataset._query(patch)
+        torch.testing.assert_close(direct["image"], query["image"], rtol=0, atol=0)
+        torch.testing.assert_close(direct["mask"].long(), query["mask"].long(), rtol=0, atol=0)
+    assert not dataset.reader.holds(patches[3], 16)
+    assert dataset[3]["image"].shape == (3, 16, 16)
 
 
 def test_training_samples_are_read_once_and_served_the_same(

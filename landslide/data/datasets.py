@@ -3,7 +3,10 @@
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
+import rasterio
 import torch
+from rasterio.windows import Window
 from torch import Tensor
 from torch.utils.data import Dataset, default_collate
 from torchgeo.datasets import IntersectionDataset, RasterDataset
@@ -136,6 +139,7 @@ class PatchDataset(Dataset[dict[str, Tensor]]):
         self.size = size
         self.domain_index = domain_index
         self._dataset: IntersectionDataset | LandslideStack | None = None
+        self._reader: WindowReader | None = None
 
     @property
     def dataset(self) -> IntersectionDataset | LandslideStack:
@@ -150,6 +154,24 @@ class PatchDataset(Dataset[dict[str, Tensor]]):
 
     def __getitem__(self, index: int) -> dict[str, Tensor]:
         patch = self.patches[index]
+        reader = self.reader
+        if reader.holds(patch, self.size):
+            sample = reader.read(patch, self.size)
+        else:  # not on the stack's grid: torchgeo's query pads it as any GeoDataset does
+            sample = self._query(patch)
+        item = {"image": sample["image"], "domain": torch.tensor(self.domain_index)}
+        if self.labelled:
+            item["mask"] = sample["mask"].float()
+        return item
+
+    @property
+    def reader(self) -> "WindowReader":
+        """Windowed reads of the domain's files, opened on first use."""
+        if self._reader is None:
+            self._reader = WindowReader(self.files, self.bands, self.labelled)
+        return self._reader
+
+    def _query(self, patch: Patch) -> dict[str, Tensor]:
         xres, yres = self.dataset.res
         left, top = self._origin()
         xmin = left + patch.col * xres
@@ -158,11 +180,7 @@ class PatchDataset(Dataset[dict[str, Tensor]]):
             slice(xmin, xmin + self.size * xres, xres),
             slice(ymax - self.size * yres, ymax, yres),
         )
-        sample = self.dataset[query]
-        item = {"image": sample["image"], "domain": torch.tensor(self.domain_index)}
-        if self.labelled:
-            item["mask"] = sample["mask"].float()
-        return item
+        return self.dataset[query]
 
     def _origin(self) -> tuple[float, float]:
         x, y, _ = self.dataset.bounds
@@ -172,7 +190,51 @@ class PatchDataset(Dataset[dict[str, Tensor]]):
         # File handles do not pickle; workers reopen them.
         state = self.__dict__.copy()
         state["_dataset"] = None
+        state["_reader"] = None
         return state
+
+
+class WindowReader:
+    """Pixel windows of one domain's stack and mask, read straight from the two files.
+
+    Written by hand because torchgeo's ``RasterDataset`` answers georeferenced queries: it
+    finds the files under a bounding box and merges them onto the query's grid
+    (``rasterio.merge``), about 11 ms for an 88 px window of the default world on a 2-core
+    CPU. A pool window lies on its domain's own grid in one file, so a windowed rasterio read
+    returns the same pixels (``tests/test_data.py`` checks it against the torchgeo query) in
+    about 1 ms: a run's 1,900 pool windows take 2 s instead of 22 s. Samples are normalised
+    as :func:`domain_dataset` normalises them.
+
+    Args:
+        files: the domain's files.
+        bands: the bands to read, in :data:`BANDS` order.
+        labelled: read the mask too.
+    """
+
+    def __init__(self, files: DomainFiles, bands: Sequence[str], labelled: bool = True) -> None:
+        stats = stack_stats(files, bands, labelled)
+        self.normalize = MinMaxNormalize(stats.select(bands))
+        self.indexes = [stats.bands.index(band) + 1 for band in bands]
+        self.stack = rasterio.open(files.stack)
+        self.mask = rasterio.open(files.mask) if labelled else None
+
+    def holds(self, patch: Patch, size: int) -> bool:
+        """Whether the ``size`` px window at ``patch`` lies inside the stack."""
+        return (
+            0 <= patch.row
+            and 0 <= patch.col
+            and patch.row + size <= self.stack.height
+            and patch.col + size <= self.stack.width
+        )
+
+    def read(self, patch: Patch, size: int) -> dict[str, Tensor]:
+        """The normalised image [C, size, size] (float32) and, if labelled, the mask."""
+        window = Window(patch.col, patch.row, size, size)
+        pixels = self.stack.read(self.indexes, window=window).astype(np.float32, copy=False)
+        sample = self.normalize({"image": torch.from_numpy(pixels)})
+        if self.mask is not None:
+            sample["mask"] = torch.from_numpy(self.mask.read(1, window=window))
+        return sample
 
 
 class CachedSamples(Dataset[dict[str, Tensor]]):
