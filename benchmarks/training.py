@@ -1,7 +1,7 @@
 """What does the Lightning task cost over a bare PyTorch loop, how close to the machine's
 peak does each network run, and which speed options pay? Side by side in one run.
 
-    uv run python benchmarks/training.py [--batches 8] [--rounds 2] [--models cgnet,...]
+    uv run python benchmarks/training.py [--seconds 8] [--rounds 3] [--models cgnet,...]
         [--device cpu|cuda|auto] [--options channels_last,bf16,compile] [--options-model M]
 
 For each network (``conf/model/*.yaml``), the same in-memory batches of the DataModule
@@ -11,9 +11,10 @@ For each network (``conf/model/*.yaml``), the same in-memory batches of the Data
   logging; checkpointing off, as it is timed apart), and
 - *bare loop*: the same network, dice loss and Adam in a plain ``for`` loop,
 
-``--rounds`` times each, alternating, each after one warm-up batch; the best round of each
-counts (the least disturbed by the rest of the machine). The checkpoint the Trainer writes
-(weights and Adam's moments, through the project's atomic writer) is timed apart, and the
+``--rounds`` times each, alternating, each after one warm-up batch, with enough batches for
+a pass to last ``--seconds`` (at least ``--batches``); the best round of each counts (the
+least disturbed by the rest of the machine). The checkpoint the Trainer writes (weights
+and Adam's moments, through the project's atomic writer) is timed apart, and the
 overhead is given per step and per paper epoch (ib350j350: 126 training steps, at most two
 checkpoints: the best and the last). It also prints the parameter count, the forward FLOPs
 of one 88 x 88 patch (``torch.utils.flop_counter``), and the achieved share of the device's
@@ -27,6 +28,7 @@ against float32 in the default layout: ``channels_last`` (``task.channels_last=t
 """
 
 import argparse
+import math
 import tempfile
 import time
 from collections.abc import Callable
@@ -53,6 +55,8 @@ from landslide.config import compose_config
 
 #: A paper epoch of the default mix (ib350j350): 630 training samples in batches of 5.
 PAPER_EPOCH_STEPS = 126
+#: The most batches a pass takes (the DataModule's training set holds 126).
+MAX_BATCHES = 120
 #: Checkpoints written per epoch at most: the lowest validation loss and the last.
 CHECKPOINTS_PER_EPOCH = 2
 
@@ -157,8 +161,9 @@ def option_steps(
 def main() -> None:
     """Measure every network both ways, and the options; print the tables and ratios."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--batches", type=int, default=8, help="timed batches (+1 warm-up)")
-    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds, best kept")
+    parser.add_argument("--batches", type=int, default=8, help="least timed batches a pass")
+    parser.add_argument("--seconds", type=float, default=8.0, help="least seconds a pass")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds, best kept")
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated")
     parser.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--options", default="channels_last", help="comma-separated, or none")
@@ -171,9 +176,7 @@ def main() -> None:
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
     datamodule.setup("fit")
-    loader = iter(datamodule.train_dataloader())
-    batches = [on_device(next(loader), device) for _ in range(args.batches + 1)]
-    samples = sum(len(b["image"]) for b in batches[1:])
+    pool = [on_device(b, device) for b in datamodule.train_dataloader()][: MAX_BATCHES + 1]
     bands, size = len(datamodule.bands), int(cfg.data.patch_size)
     peak = matmul_flops_per_second(device)
 
@@ -182,6 +185,10 @@ def main() -> None:
         task = make_task(model, device)
         params = sum(p.numel() for p in task.parameters())
         flops = forward_flops(task.model, bands, size, device)
+        # Fast networks get more batches, so that each pass lasts --seconds at least.
+        step = bare_loop(make_task(model, device), pool[:3], device) / 2
+        count = min(MAX_BATCHES, max(args.batches, math.ceil(args.seconds / step)))
+        batches = pool[: count + 1]
         bare, lit, checkpoint = [], [], []
         for _ in range(args.rounds):
             bare.append(bare_loop(make_task(model, device), batches, device))
@@ -189,25 +196,27 @@ def main() -> None:
                 fit, ckpt = lightning_fit(make_task(model, device), batches, Path(tmp), device)
             lit.append(fit)
             checkpoint.append(ckpt)
-        rows.append((model, params, flops, min(bare), min(lit), median(checkpoint)))
+        rows.append((model, params, flops, count, min(bare), min(lit), median(checkpoint)))
 
     print(
         f"device: {describe(device)}; matmul peak {peak / 1e9:.1f} GFLOP/s\n"
-        f"{samples} samples ({args.batches} batches of {cfg.data.batch_size}, {size} px, "
-        f"{bands} bands), best of {args.rounds} alternating rounds"
+        f"batches of {cfg.data.batch_size} ({size} px, {bands} bands), at least "
+        f"{args.batches} a pass and enough for {args.seconds:g} s; best of {args.rounds} "
+        "alternating rounds"
     )
     print(
-        f"{'network':<11} {'parameters':>11} {'GFLOP/patch':>11} {'bare/s':>8} "
+        f"{'network':<11} {'parameters':>11} {'GFLOP/patch':>11} {'batches':>7} {'bare/s':>8} "
         f"{'Lightning/s':>11} {'per step':>9} {'ckpt s':>7} {'per epoch':>9} {'of peak':>8}"
     )
-    for model, params, flops, bare_s, lit_s, ckpt_s in rows:
-        step_bare, step_lit = bare_s / args.batches, lit_s / args.batches
+    for model, params, flops, count, bare_s, lit_s, ckpt_s in rows:
+        samples = count * int(cfg.data.batch_size)
+        step_bare, step_lit = bare_s / count, lit_s / count
         epoch = (PAPER_EPOCH_STEPS * step_lit + CHECKPOINTS_PER_EPOCH * ckpt_s) / (
             PAPER_EPOCH_STEPS * step_bare
         )
         achieved = 3 * flops * samples / bare_s / peak
         print(
-            f"{model:<11} {params:11,d} {flops / 1e9:11.2f} {samples / bare_s:8.2f} "
+            f"{model:<11} {params:11,d} {flops / 1e9:11.2f} {count:7d} {samples / bare_s:8.2f} "
             f"{samples / lit_s:11.2f} {lit_s / bare_s - 1:9.1%} {ckpt_s:7.2f} "
             f"{epoch - 1:9.1%} {achieved:8.1%}"
         )
@@ -219,7 +228,7 @@ def main() -> None:
 
     options = [o for o in args.options.split(",") if o and o != "none"]
     if options:
-        batch = batches[1]
+        batch = pool[1]
         base = option_steps(args.options_model, "fp32", batch, device, args.option_steps)
         print(f"\noptions on {args.options_model} (batch of {len(batch['image'])}):")
         print(
