@@ -64,7 +64,7 @@ if [[ "$QUICK" == 1 ]]; then
     T_SWEEP=600
     JOBS_DEFAULT=1 # one launch: a CPU check, not a measurement
     DATA_ARGS=(--batches 2 --steps 1)
-    TRAINING_ARGS=(--batches 1 --models cgnet)
+    TRAINING_ARGS=(--batches 1 --seconds 0 --rounds 1 --models cgnet --options none)
     SWEEP_ARGS=(--train-batches 1 --steps 1 --seeds 1)
     TABLE_BUDGET=(
         "trainer.max_epochs=1"
