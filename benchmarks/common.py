@@ -64,29 +64,39 @@ def on_device(batch: dict, device: torch.device) -> dict:
     return {key: batch[key].to(device) for key in ("image", "mask")}
 
 
-def train_step(task: L.LightningModule, optimizer: torch.optim.Optimizer, batch: dict) -> None:
-    """One training step as the task takes it: forward, dice loss, backward, optimiser step."""
-    logits = task(batch["image"])
-    loss = task.loss(logits.unsqueeze(1), batch["mask"].unsqueeze(1))
+def train_step(
+    task: L.LightningModule, optimizer: torch.optim.Optimizer, batch: dict, bf16: bool = False
+) -> None:
+    """One training step as the task takes it: forward (autocast to bfloat16 if ``bf16``, as
+    ``trainer.precision=bf16-mixed``), dice loss, backward, optimiser step."""
+    with _autocast(batch, bf16):
+        logits = task(batch["image"])
+    loss = task.loss(logits.float().unsqueeze(1), batch["mask"].unsqueeze(1))
     loss.backward()
     optimizer.step()
     optimizer.zero_grad()
 
 
 def step_seconds(
-    model: str, batch: dict, device: torch.device, steps: int = 3
-) -> tuple[float, float]:
-    """Median seconds of ``model``'s training step and of its test step (the forward in
-    inference mode, as the Trainer tests) on ``batch``, each after one warm-up."""
-    task = make_task(model, device)
+    task: L.LightningModule, batch: dict, device: torch.device, steps: int = 3, bf16: bool = False
+) -> tuple[float, float, float]:
+    """Median seconds of ``task``'s training step and of its test step (the forward in
+    inference mode, as the Trainer tests) on ``batch``, each after one warm-up, and the
+    seconds of the two warm-ups (a compiled network compiles there)."""
     batch = on_device(batch, device)
     optimizer = task.configure_optimizers()
     task.train()
-    train = [timed(lambda: train_step(task, optimizer, batch), device) for _ in range(steps + 1)]
+    train = [
+        timed(lambda: train_step(task, optimizer, batch, bf16), device) for _ in range(steps + 1)
+    ]
     task.eval()
-    with torch.inference_mode():
+    with torch.inference_mode(), _autocast(batch, bf16):
         test = [timed(lambda: task(batch["image"]), device) for _ in range(steps + 1)]
-    return median(train[1:]), median(test[1:])
+    return median(train[1:]), median(test[1:]), train[0] + test[0]
+
+
+def _autocast(batch: dict, bf16: bool) -> torch.autocast:
+    return torch.autocast(batch["image"].device.type, dtype=torch.bfloat16, enabled=bf16)
 
 
 def median(values: list[float]) -> float:

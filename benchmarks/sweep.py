@@ -23,6 +23,7 @@ would every paper table with three seeds take at the paper's budget? Side by sid
 """
 
 import argparse
+import itertools
 import math
 import os
 import subprocess
@@ -34,13 +35,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
-from common import ROOT, describe, pick_device, step_seconds
+from common import ROOT, describe, make_task, pick_device, step_seconds
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from landslide.config import compose_config
+from landslide.data.datamodule import LandslideDataModule
 from landslide.data.sampling import validation_size
 
 PAPER_EXPERIMENTS = ("table6", "mixes", "table10", "extreme_ratios")
@@ -62,7 +64,7 @@ class Setting:
     test_batches: int
 
 
-def sweep_settings(experiment: str, seeds: int, datamodule: object) -> set[Setting]:
+def sweep_settings(experiment: str, seeds: int, datamodule: LandslideDataModule) -> set[Setting]:
     """Every run of ``experiment`` at the paper budget: its swept values, and ``seeds`` seeds
     from the config's seed on where it does not sweep the seed itself."""
     cfg = compose_config([f"experiment={experiment}"], root_dir=ROOT)
@@ -75,25 +77,18 @@ def sweep_settings(experiment: str, seeds: int, datamodule: object) -> set[Setti
     if "seed" not in params:
         swept.append([f"seed={cfg.seed + i}" for i in range(seeds)])
     settings = set()
-    for choice in _product(swept):
+    for choice in itertools.product(*swept):
         run = compose_config([f"experiment={experiment}", *choice], root_dir=ROOT)
         settings.add(_setting(run, datamodule))
     return settings
 
 
-def _product(lists: list[list[str]]) -> list[list[str]]:
-    out: list[list[str]] = [[]]
-    for values in lists:
-        out = [[*head, value] for head in out for value in values]
-    return out
-
-
-def _setting(cfg: DictConfig, datamodule: object) -> Setting:
+def _setting(cfg: DictConfig, datamodule: LandslideDataModule) -> Setting:
     batch = int(cfg.data.batch_size)
     mix = {name: int(count) for name, count in cfg.data.mix.items()}
     val = {n: validation_size(c, float(cfg.data.val_fraction)) for n, c in mix.items()}
     train = sum(mix.values()) - sum(val.values())
-    tests = [len(pool.test) for pool in datamodule.pools.values()]  # type: ignore[attr-defined]
+    tests = [len(pool.test) for pool in datamodule.pools.values()]
     return Setting(
         model=str(cfg.model.name),
         mix=tuple(sorted(mix.items())),
@@ -187,7 +182,7 @@ def main() -> None:
     paper = set().union(*settings.values())
     ratio = sweep_settings(RATIO_SWEEP, args.seeds, datamodule)
     models = sorted({s.model for s in paper | ratio | launched})
-    steps = {m: step_seconds(m, batch, device, args.steps) for m in models}
+    steps = {m: step_seconds(make_task(m, device), batch, device, args.steps)[:2] for m in models}
 
     # A job's fixed cost: the serial launch's wall time less its network time.
     short = [

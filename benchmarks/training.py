@@ -31,7 +31,6 @@ import argparse
 import math
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import lightning as L
@@ -44,6 +43,8 @@ from common import (
     median,
     on_device,
     pick_device,
+    step_seconds,
+    synchronize,
     timed,
     train_step,
 )
@@ -91,14 +92,11 @@ class _Timer(L.Callback):
 
     def on_train_batch_end(self, trainer: L.Trainer, *args: object, **kwargs: object) -> None:
         if trainer.global_step == 1:
-            trainer.strategy.barrier()
-            if trainer.strategy.root_device.type == "cuda":
-                torch.cuda.synchronize()
+            synchronize(trainer.strategy.root_device)
             self.start = time.perf_counter()
 
     def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        if trainer.strategy.root_device.type == "cuda":
-            torch.cuda.synchronize()
+        synchronize(trainer.strategy.root_device)
         self.seconds = time.perf_counter() - self.start
 
 
@@ -130,32 +128,13 @@ def lightning_fit(
 def option_steps(
     model: str, option: str, batch: dict, device: torch.device, steps: int
 ) -> tuple[float, float, float]:
-    """Median seconds of a training and a test step of ``model`` with ``option`` (``fp32``
-    for none), and the seconds of its first step (compilation, for ``compile``)."""
+    """:func:`~common.step_seconds` of ``model`` with ``option`` (``fp32`` for none), each
+    set as its config knob sets it."""
     overrides = ["task.channels_last=true"] if option == "channels_last" else []
     task = make_task(model, device, overrides)
     if option == "compile":
         task.model.compile()  # as compile=true does in training
-    run: Callable[[torch.Tensor], torch.Tensor] = task
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=option == "bf16")
-    optimizer = task.configure_optimizers()
-
-    def train() -> None:
-        with autocast:
-            logits = run(batch["image"])
-        loss = task.loss(logits.float().unsqueeze(1), batch["mask"].unsqueeze(1))
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-
-    task.train()
-    first = timed(train, device)
-    train_times = [timed(train, device) for _ in range(steps)]
-    task.eval()
-    with torch.inference_mode(), autocast:
-        first += timed(lambda: run(batch["image"]), device)
-        test_times = [timed(lambda: run(batch["image"]), device) for _ in range(steps)]
-    return median(train_times), median(test_times), first
+    return step_seconds(task, batch, device, steps, bf16=option == "bf16")
 
 
 def main() -> None:

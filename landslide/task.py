@@ -40,9 +40,9 @@ class SegmentationTask(L.LightningModule):
         normalization: how inputs were scaled: ``minmax`` is the paper's per-band min-max
             with each scene's own statistics (``stats.json``), applied again at mapping time.
         channels_last: keep the network's weights and inputs channels-last (NHWC), the
-            layout GPU tensor cores and oneDNN convolutions prefer; off by default, as
-            measured in ``benchmarks/training.py`` (slower training on a CPU). Results equal
-            the default layout's up to float rounding.
+            layout GPU tensor cores prefer; off by default (no consistent gain on a CPU in
+            ``benchmarks/training.py``). Results equal the default layout's up to float
+            rounding.
     """
 
     def __init__(
@@ -80,10 +80,10 @@ class SegmentationTask(L.LightningModule):
         # A checkpoint names its network: build only a class of this package, so a crafted
         # checkpoint cannot run other code (see landslide.safe_loading).
         self.model: nn.Module = instantiate_trusted(self.hparams["net"], "net")
-        self.memory_format = (
-            torch.channels_last if self.hparams.get("channels_last") else torch.contiguous_format
-        )
-        self.model.to(memory_format=self.memory_format)
+        self.memory_format = torch.contiguous_format
+        if self.hparams.get("channels_last"):
+            self.memory_format = torch.channels_last
+            self.model.to(memory_format=self.memory_format)
 
     def configure_losses(self) -> None:
         """Set the paper's loss: binary soft dice on logits, ignoring unlabelled pixels."""
