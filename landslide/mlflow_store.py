@@ -20,21 +20,34 @@ from sqlalchemy.engine import make_url
 
 from landslide.errors import TrackingError
 
+#: MLflow's switch between its GenAI and its traditional-ML views of an experiment, and the
+#: value that opens the training view (runs table with metric columns, models, datasets).
+EXPERIMENT_KIND = "mlflow.experimentKind"
+TRAINING_KIND = "custom_model_development"
+
 
 def get_or_create_experiment(
     client: mlflow.MlflowClient, name: str, artifact_location: str | None = None
 ) -> str:
-    """The id of experiment ``name``, created if needed (safe when two commands race)."""
+    """The id of experiment ``name``, created if needed (safe when two commands race).
+
+    The framework's experiments open in MLflow's training view: a new one is created with
+    :data:`EXPERIMENT_KIND`, an existing one without that tag gets it (a kind set by hand is
+    kept).
+    """
     experiment = client.get_experiment_by_name(name)
-    if experiment is not None:
-        return experiment.experiment_id
-    try:
-        return client.create_experiment(name, artifact_location=artifact_location)
-    except MlflowException:
-        experiment = client.get_experiment_by_name(name)
-        if experiment is None:
-            raise
-        return experiment.experiment_id
+    if experiment is None:
+        try:
+            return client.create_experiment(
+                name, artifact_location=artifact_location, tags={EXPERIMENT_KIND: TRAINING_KIND}
+            )
+        except MlflowException:
+            experiment = client.get_experiment_by_name(name)
+            if experiment is None:
+                raise
+    if EXPERIMENT_KIND not in experiment.tags:
+        client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND, TRAINING_KIND)
+    return experiment.experiment_id
 
 
 @contextmanager

@@ -2,9 +2,12 @@
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import lightning as L
+import numpy as np
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from mlflow.entities import RunTag
 from omegaconf import DictConfig
 
 from landslide.checkpointing import (
@@ -27,11 +30,26 @@ from landslide.lifecycle import (
     setting_runs,
     supervised,
 )
+from landslide.logged_model import input_example, log_model, model_metadata
 from landslide.metrics import METRICS
 from landslide.mlflow_store import get_or_create_experiment, open_store, sqlite_path
+from landslide.report.collect import data_source
+from landslide.run_datasets import PatchSet, evaluation_sets, log_datasets, run_datasets
+from landslide.safe_loading import load_checkpoint
 from landslide.schema import name_mix_after_counts, validate_train_config
 from landslide.task import SegmentationTask
-from landslide.tracking import log_config, log_prediction_figures, log_weights
+from landslide.tracking import (
+    RunLogger,
+    describe_run,
+    flatten,
+    log_config,
+    log_prediction_figures,
+    log_weights,
+    resolved,
+    run_description,
+    run_tags,
+    system_metrics,
+)
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +125,7 @@ def _fit_and_test(
     task: SegmentationTask = instantiate_config(
         cfg.task, test_domains=datamodule.test_domains, bands=list(datamodule.bands)
     )
-    logger = instantiate_config(cfg.logger, run_id=run.run_id)
+    logger: RunLogger = instantiate_config(cfg.logger, run_id=run.run_id)
     callbacks: list[Callback] = [instantiate_config(c) for c in cfg.callbacks.values()]
     checkpoint = next(c for c in callbacks if isinstance(c, ModelCheckpoint))
     checkpoint.dirpath = str(run.checkpoint_dir)
@@ -116,31 +134,34 @@ def _fit_and_test(
         cfg.trainer, logger=logger, callbacks=callbacks, plugins=[AtomicCheckpointIO()]
     )
 
+    client, run_id = logger.experiment, run.run_id
+    datasets = run_datasets(datamodule)
     if run.resume_from is None:
         log_config(logger, cfg)
         # Runs on different versions of the data (the simulated world's generator, a domain
         # prepared again) must never be compared: selection.py checks this record.
         logger.log_hyperparams(datamodule.provenance())
+        tags = run_tags(cfg, datamodule.provenance(), datamodule.split)
+        client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+        log_datasets(client, run_id, datasets)
     else:
-        logger.experiment.set_tag(run.run_id, RESUMED_FROM, str(run.resume_from))
-    logger.experiment.set_tag(run.run_id, OUTPUT_DIR, cfg.paths.output_dir)
+        client.set_tag(run_id, RESUMED_FROM, str(run.resume_from))
+    client.set_tag(run_id, OUTPUT_DIR, cfg.paths.output_dir)
     if cfg.compile:
         # Compiles the network's forward in place (nn.Module.compile): its checkpoint keys
         # stay those of the uncompiled network, so maps and resumes load it either way.
         task.model.compile()
-    trainer.fit(task, datamodule=datamodule, ckpt_path=run.resume_from, weights_only=True)
-    best = checkpoint.best_model_path
-    if not best:
-        raise RuntimeError(
-            "no checkpoint was saved: validation never ran; allow validation batches "
-            "(trainer.limit_val_batches > 0) so the lowest-validation-loss model can be kept"
-        )
-    if checkpoint_run_id(best) != run.run_id:
-        raise RuntimeError(f"{best} holds another run's weights; refusing to test them")
-    trainer.test(task, datamodule=datamodule, ckpt_path=best, verbose=False, weights_only=True)
-    log_weights(logger, best)
-    log_prediction_figures(logger, task.figure_batches, cfg.task.threshold, datamodule.bands)
-    run.complete()
+    with system_metrics(logger):
+        trainer.fit(task, datamodule=datamodule, ckpt_path=run.resume_from, weights_only=True)
+        best = checkpoint.best_model_path
+        if not best:
+            raise RuntimeError(
+                "no checkpoint was saved: validation never ran; allow validation batches "
+                "(trainer.limit_val_batches > 0) so the lowest-validation-loss model can be kept"
+            )
+        if checkpoint_run_id(best) != run.run_id:
+            raise RuntimeError(f"{best} holds another run's weights; refusing to test them")
+        trainer.test(task, datamodule=datamodule, ckpt_path=best, verbose=False, weights_only=True)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     # The selection criterion: the kept checkpoint's (lowest) validation loss.
     monitor, score = checkpoint.monitor, checkpoint.best_model_score
@@ -149,9 +170,65 @@ def _fit_and_test(
             "callbacks.model_checkpoint.monitor is null: the kept checkpoint has no score to "
             "select runs by; set it to val/loss"
         )
+    _record_results(cfg, logger, datamodule, datasets, task, best, (monitor, float(score)))
+    run.complete()
     metrics[monitor] = float(score)
     log.info("Test metrics of %s:\n%s", run.name, metrics_table(metrics, task.test_domains))
     return metrics
+
+
+def _record_results(
+    cfg: DictConfig,
+    logger: RunLogger,
+    datamodule: LandslideDataModule,
+    datasets: list[tuple[str, PatchSet]],
+    task: SegmentationTask,
+    best: str,
+    kept_score: tuple[str, float],
+) -> None:
+    """Log a tested run's weights, figures, MLflow model, linked test metrics and description."""
+    client, run_id = logger.experiment, logger.run_id
+    assert run_id is not None  # the logger was made for a claimed run
+    log_weights(logger, best)
+    log_prediction_figures(logger, task.figure_batches, cfg.task.threshold, datamodule.bands)
+    kept = load_checkpoint(best)
+    log_model(
+        client,
+        run_id,
+        best,
+        _example(datamodule),
+        _metadata(cfg, datamodule),
+        logger.test_metrics,
+        evaluation_sets(datasets),
+        # MLflow links the metrics logged at the kept checkpoint's step (its val/loss).
+        step=int(kept["global_step"]),
+        register_as=logger.register_as,
+    )
+    source = data_source({**flatten(resolved(cfg)), **datamodule.provenance()})
+    roles = {name: d["role"] for name, d in datamodule.domains.items()}
+    description = run_description(
+        cfg, source, roles, logger.test_metrics, (*kept_score, int(kept["epoch"]))
+    )
+    describe_run(client, run_id, description)
+
+
+def _example(datamodule: LandslideDataModule) -> np.ndarray:
+    """The logged model's input example: a crop of the first validation sample."""
+    name, patches = next((n, p) for n, p in datamodule.val_patches.items() if p)
+    return input_example(datamodule.dataset(name, patches[:1])[0]["image"].numpy())
+
+
+def _metadata(cfg: DictConfig, datamodule: LandslideDataModule) -> dict[str, Any]:
+    """The logged model's metadata (see :func:`landslide.logged_model.model_metadata`)."""
+    trained_on = [name for name, count in datamodule.mix.items() if count > 0]
+    return model_metadata(
+        bands=datamodule.bands,
+        stats={name: datamodule.band_stats(name) for name in trained_on},
+        threshold=float(cfg.task.threshold),
+        patch_size=datamodule.patch_size,
+        mix=datamodule.mix,
+        network=str(cfg.model.name),
+    )
 
 
 def metrics_table(metrics: dict[str, float], domains: list[str]) -> str:

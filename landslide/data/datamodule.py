@@ -12,6 +12,7 @@ import rasterio
 from torch import Tensor
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
+from landslide.band_stats import BandStats
 from landslide.bands import BANDS, band_set
 from landslide.checksums import file_digest
 from landslide.data.augmentation import RandomDihedralFlips
@@ -179,6 +180,22 @@ class LandslideDataModule(L.LightningDataModule):
     def files(self, name: str) -> DomainFiles:
         """The files of domain ``name``."""
         return DomainFiles(self.root / name)
+
+    def data_files(self, name: str) -> list[Path]:
+        """The files whose contents make domain ``name``'s samples.
+
+        A raster domain's stack and mask, or a patch domain's file index (which records each
+        file's statistics).
+        """
+        if name in self.patch_domains:
+            return [self.patch_domains[name].cache]
+        return [self.files(name).stack, self.files(name).mask]
+
+    def band_stats(self, name: str) -> BandStats:
+        """Domain ``name``'s statistics of the bands read, as its samples are normalised."""
+        if name in self.patch_domains:
+            return self.patch_domains[name].index().stats.select(self.bands)
+        return BandStats.load(self.files(name).stats).select(self.bands)
 
     def _check_config(self) -> None:
         for name, cfg in self.domains.items():
