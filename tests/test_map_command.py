@@ -129,7 +129,7 @@ def test_auto_ranks_runs_for_a_bare_unlabelled_stack(
 def test_bad_model_and_settings_are_one_line_errors(store: tuple[Path, str]) -> None:
     root, uri = store
     palu = root / "data" / "default_world" / "palu"
-    with pytest.raises(MappingError, match="model=nobody: no checkpoint file, run id or"):
+    with pytest.raises(MappingError, match="model=nobody: no complete run of that name in"):
         run_map(compose_map(root, [f"scene={palu}", "model=nobody"]))
     with pytest.raises(MappingError, match="^window='abc': give an integer$"):
         run_map(compose_map(root, [f"scene={palu}", "model=auto", "window=abc"]))

@@ -1,13 +1,13 @@
 """Which trained model maps a scene.
 
-A checkpoint file, an MLflow run, or the run whose training data is closest to the scene by
+A checkpoint file, an MLflow run (by id, name, ``runs:/`` or registered ``models:/`` URI,
+see :mod:`landslide.model_refs`), or the run whose training data is closest to the scene by
 per-band MMD (the paper's choice for Luding).
 """
 
 import ast
 import logging
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,17 +17,16 @@ from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 from omegaconf import OmegaConf
 
-from landslide.lifecycle import is_complete
 from landslide.mapping.errors import MappingError
 from landslide.mapping.model import TrainedModel, load_model
 from landslide.mapping.scene import Scene
 from landslide.mlflow_store import quiet_artifact_transfers
+from landslide.model_refs import ModelRefError, is_uri, resolve_run
 from landslide.selection import Candidate, finished_runs, rank_runs, ranking_table
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoints/best.ckpt"
-RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
 @dataclass(frozen=True)
@@ -46,24 +45,38 @@ class Choice:
 def resolve_model(
     ref: str, client: mlflow.MlflowClient, experiments: Sequence[str], workdir: Path
 ) -> Choice:
-    """The model named by ``ref``: a checkpoint path, an MLflow run id or a run name.
+    """The model named by ``ref``: a checkpoint path, or a training run.
+
+    Runs are found by :func:`landslide.model_refs.resolve_run` (run id, run name,
+    ``runs:/<id>``, ``models:/<name>@<alias>``, ``models:/<name>/<version>``).
 
     Raises:
-        MappingError: if nothing matches, the run has no checkpoint, or the file is bad.
+        MappingError: if nothing matches, the run is not complete or has no checkpoint, or
+            the file is bad.
     """
     path = Path(ref)
-    if path.is_file():
-        return Choice(load_model(path), f"checkpoint {path}")
-    if path.suffix == ".ckpt" or os.sep in ref:
-        raise MappingError(f"model={ref}: no such checkpoint file")
-    run = _run_by_id(client, ref) if RUN_ID.match(ref) else None
-    if run is None:
-        run = _run_by_name(client, ref, experiments)
-    return Choice(load_run_model(client, run, workdir), f"MLflow run {ref}")
+    if not is_uri(ref):
+        if path.is_file():
+            return Choice(load_model(path), f"checkpoint {path}")
+        if path.suffix == ".ckpt" or os.sep in ref:
+            raise MappingError(f"model={ref}: no such checkpoint file")
+    try:
+        resolved = resolve_run(client, ref, experiments, alternatives=", a checkpoint or auto")
+    except ModelRefError as err:
+        raise MappingError(str(err)) from None
+    return Choice(load_run_model(client, resolved.run, workdir, ref), resolved.description)
 
 
-def load_run_model(client: mlflow.MlflowClient, run: Run, workdir: Path) -> TrainedModel:
+def load_run_model(
+    client: mlflow.MlflowClient, run: Run, workdir: Path, ref: str | None = None
+) -> TrainedModel:
     """Download a run's best checkpoint and config and load the model.
+
+    Args:
+        client: the tracking client.
+        run: a training run.
+        workdir: where the artifacts are downloaded.
+        ref: how the user named the model, for messages (default: the run's name).
 
     Raises:
         MappingError: if the run logged no checkpoint.
@@ -75,8 +88,9 @@ def load_run_model(client: mlflow.MlflowClient, run: Run, workdir: Path) -> Trai
         try:
             checkpoint = client.download_artifacts(run_id, CHECKPOINT, str(target))
         except (MlflowException, OSError) as err:
+            named = f"{ref}: run {name} ({run_id})" if ref else f"{name} ({run_id})"
             raise MappingError(
-                f"model={name} ({run_id}): the run has no {CHECKPOINT} (status "
+                f"model={named}: the run has no {CHECKPOINT} (status "
                 f"{run.info.status}); choose a run that finished training"
             ) from err
         try:
@@ -147,46 +161,6 @@ def choose_model(
         )
     model = load_run_model(client, client.get_run(best.run_id), workdir)
     return Choice(model, reason)
-
-
-def _run_by_id(client: mlflow.MlflowClient, run_id: str) -> Run | None:
-    try:
-        return client.get_run(run_id)
-    except MlflowException:
-        return None
-
-
-def _run_by_name(client: mlflow.MlflowClient, name: str, experiments: Sequence[str]) -> Run:
-    ids = []
-    for experiment in experiments:
-        found = client.get_experiment_by_name(experiment)
-        if found is not None:
-            ids.append(found.experiment_id)
-    if not ids:
-        raise MappingError(
-            f"model={name}: no MLflow experiment {list(experiments)} in {client.tracking_uri}; "
-            "train a model first, or give a checkpoint path"
-        )
-    quoted = name.replace("'", "\\'")
-    candidates = client.search_runs(
-        ids,
-        f"attributes.run_name = '{quoted}' and attributes.status = 'FINISHED'",
-        order_by=["attributes.start_time DESC"],
-    )
-    runs = [run for run in candidates if is_complete(run)]
-    if not runs:
-        raise MappingError(
-            f"model={name}: no checkpoint file, run id or complete run of that name in "
-            f"{list(experiments)} at {client.tracking_uri}; give one, or model=auto"
-        )
-    if len(runs) > 1:
-        log.warning(
-            "model=%s: %d complete runs have this name; using the newest, %s",
-            name,
-            len(runs),
-            runs[0].info.run_id,
-        )
-    return runs[0]
 
 
 def _can_map(client: mlflow.MlflowClient, run: Run, scene: Scene) -> bool:
