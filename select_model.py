@@ -7,6 +7,7 @@ from omegaconf import DictConfig
 
 from landslide.errors import UserError
 from landslide.mlflow_store import open_store
+from landslide.model_refs import resolve_runs
 from landslide.selection import (
     finished_runs,
     rank_runs,
@@ -25,9 +26,16 @@ def main(cfg: DictConfig) -> None:
         client = open_store(cfg.tracking_uri)
     except UserError as err:
         raise SystemExit(f"select_model.py: {err}") from None
-    runs = finished_runs(client, list(cfg.experiments), cfg.filter)
+    experiments = list(cfg.experiments)
+    try:
+        if cfg.models:
+            runs = resolve_runs(client, [str(m) for m in cfg.models], experiments, "models")
+        else:
+            runs = finished_runs(client, experiments, cfg.filter)
+    except (UserError, ValueError) as err:
+        raise SystemExit(f"select_model.py: {err}") from None
     if not runs:
-        raise SystemExit(f"no complete runs in {list(cfg.experiments)}: train models first")
+        raise SystemExit(f"no complete runs in {experiments}: train models first")
     ranked = rank_runs(client, runs, scene, cfg.scene_name, cfg.max_patches, cfg.pixels, cfg.seed)
     log.info(
         "Runs ranked by mean per-band MMD to %s:\n%s",
