@@ -6,8 +6,9 @@
    written to a tiled GeoTIFF and traced into polygons (:mod:`landslide.mapping.vectorize`);
 2. the binary map rasterised back from the kept polygons (specks and, optionally, flat
    ground removed), block by block, scored against the reference where there is one;
-3. both rasters converted to Cloud-Optimized GeoTIFFs, the polygons, an overview and a
-   summary written beside them.
+3. both rasters converted to Cloud-Optimized GeoTIFFs, the polygons (GeoPackage in the
+   scene's CRS, GeoJSON in longitude/latitude), an overview and a summary written beside
+   them.
 
 Everything goes to a hidden temporary folder next to the output folder and is renamed into
 place only when complete, so an interrupted run leaves no partial map.
@@ -51,10 +52,14 @@ OUTPUTS = (
     "probability.tif",
     "landslides.tif",
     "landslides.gpkg",
+    "landslides.geojson",
     "overview.png",
     "overview.html",
     "summary.json",
 )
+
+#: Decimals of the GeoJSON's degrees: 7 is about 1 cm, far below a pixel.
+GEOJSON_DECIMALS = 7
 
 #: Rows written at a time in the second pass (a multiple of the 256 px tiles).
 BLOCK_ROWS = 512
@@ -177,6 +182,7 @@ def _map_into(
     raw_probability.unlink()
     raw_binary.unlink()
     polygons.to_file(folder / "landslides.gpkg", driver="GPKG", layer="landslides")
+    write_geojson(polygons, folder / "landslides.geojson")
     seconds = time.perf_counter() - start
 
     metrics: dict[str, float] = {}
@@ -236,6 +242,21 @@ def _map_into(
         area / 1e6,
     )
     return summary, metrics
+
+
+def write_geojson(polygons: gpd.GeoDataFrame, path: Path) -> None:
+    """Write the polygons as RFC 7946 GeoJSON: longitude, latitude (EPSG:4326), 7 decimals.
+
+    The MLflow UI previews GeoJSON artifacts on a map; an empty map is an empty
+    FeatureCollection.
+    """
+    polygons.to_crs("EPSG:4326").to_file(
+        path,
+        driver="GeoJSON",
+        layer="landslides",
+        RFC7946="YES",
+        COORDINATE_PRECISION=GEOJSON_DECIMALS,
+    )
 
 
 def _predict_and_trace(
