@@ -34,6 +34,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from landslide.errors import ConfigError
 from landslide.metrics import METRICS
+from landslide.sweeps import is_sweep, parent_tags
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +106,8 @@ def is_complete(run: Run) -> bool:
     Runs from before the completion tag count when they logged every test metric of every
     domain of their config.
     """
-    if run.info.status != "FINISHED":
-        return False
+    if run.info.status != "FINISHED" or is_sweep(run):
+        return False  # a sweep's parent run is neither a model nor a result
     tags = run.data.tags
     if COMPLETE in tags:
         return tags[COMPLETE] == "true"
@@ -227,7 +228,8 @@ def start_run(
     """Create a run owned by this process, checkpointing into ``checkpoint_root/<run id>``.
 
     The lock (in ``output_dir``) is taken before the run exists, so no other process ever
-    sees this run RUNNING without a live owner.
+    sees this run RUNNING without a live owner. In a multirun the run is a child of the
+    sweep's parent run (:func:`landslide.sweeps.parent_tags`).
     """
     output_dir.mkdir(parents=True, exist_ok=True)
     lock_path = str(output_dir / ".run.lock")
@@ -242,7 +244,12 @@ def start_run(
     run = client.create_run(
         experiment_id,
         run_name=name,
-        tags={CONFIG_KEY: key, LOCK: lock_path, OWNER: owner()},
+        tags={
+            CONFIG_KEY: key,
+            LOCK: lock_path,
+            OWNER: owner(),
+            **parent_tags(client.tracking_uri, experiment_id),
+        },
     )
     run_id = run.info.run_id
     checkpoint_dir = checkpoint_root / run_id
