@@ -4,7 +4,7 @@ import logging
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig
 
 from landslide.errors import UserError
 from landslide.mlflow_store import open_store
@@ -21,10 +21,20 @@ def main(cfg: DictConfig) -> None:
     except UserError as err:
         raise SystemExit(f"report.py: {err}") from None
     experiments = list(cfg.experiments) if cfg.experiments else None
-    runs = collect_runs(client, experiments, [cfg.report_experiment], cfg.data)
+    sweep = cfg.sweep  # an id that looks like a number is still an id
+    sweep = [str(s) for s in sweep] if isinstance(sweep, ListConfig) else sweep and str(sweep)
+    try:
+        runs = collect_runs(client, experiments, [cfg.report_experiment], cfg.data, sweep)
+    except UserError as err:
+        raise SystemExit(f"report.py: {err}") from None
     report = write_report(runs, Path(cfg.out_dir))
     run_id = log_report(
-        client, cfg.report_experiment, cfg.artifact_location, report.parent, len(runs)
+        client,
+        cfg.report_experiment,
+        cfg.artifact_location,
+        report.parent,
+        len(runs),
+        runs.attrs["sweeps"],
     )
     log.info("Report of %d runs: %s (MLflow run %s)", len(runs), report, run_id)
 

@@ -7,6 +7,7 @@ import mlflow
 import pandas as pd
 
 from landslide.lifecycle import is_complete
+from landslide.sweeps import PARENT, SWEEP_ID, find_sweep
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ def collect_runs(
     experiments: Sequence[str] | None = None,
     exclude: Sequence[str] = (),
     data: str | None = None,
+    sweep: str | Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """One row per complete training run: its setting and every metric it logged.
 
@@ -79,13 +81,20 @@ def collect_runs(
         data: keep only runs whose data source (see :func:`data_source`) contains this text;
             required when the runs used more than one source, so numbers from different
             data are never averaged together.
+        sweep: keep only the runs of this sweep (or these sweeps): the children of its
+            parent run, named by its sweep id, run name or run id
+            (:func:`landslide.sweeps.find_sweep`).
 
     Returns:
         Columns :data:`KEYS`, one ``count/<domain>`` per domain of the runs' mixes (0 where
         a mix leaves the domain out), and one per metric key (``test/palu/f1``,
         ``mmd/palu/mean``, ...); ``ratio_axis`` is the domain a ratio mix varies
         (:func:`ratio_axis`). One row per model, mix and seed (the newest run);
-        ``attrs["repeats"]`` counts the older repeats left out.
+        ``attrs["repeats"]`` counts the older repeats left out; ``attrs["sweeps"]`` names
+        the sweeps read (empty when not restricted to sweeps).
+
+    Raises:
+        ConfigError: ``sweep`` names no sweep of the experiments read, or several.
     """
     found = client.search_experiments()
     names = {e.experiment_id: e.name for e in found}
@@ -100,11 +109,16 @@ def collect_runs(
         for i, name in names.items()
         if name not in exclude and (experiments is None or name in experiments)
     ]
+    names_of_sweeps = [sweep] if isinstance(sweep, str) else list(sweep or [])
+    parents = [find_sweep(client, ids, str(name)) for name in names_of_sweeps]
+    sweeps = {p.info.run_id: f"{p.data.tags.get(SWEEP_ID)} (run {p.info.run_id})" for p in parents}
     rows = []
     for run in client.search_runs(ids, "attributes.status = 'FINISHED'", max_results=50_000):
         params = run.data.params
         if "model.name" not in params or not is_complete(run):
-            continue  # not a training run, or one that failed after fit
+            continue  # not a training run (e.g. a sweep's parent), or one that failed after fit
+        if sweeps and run.data.tags.get(PARENT) not in sweeps:
+            continue
         try:
             seed = int(params["seed"])
             counts = training_counts(params)
@@ -147,6 +161,7 @@ def collect_runs(
     repeats = len(runs) - len(newest)
     runs = newest.sort_index().drop(columns="start_time")
     runs.attrs["repeats"] = repeats
+    runs.attrs["sweeps"] = list(sweeps.values())
     sources = sorted(runs["data"].unique())
     if len(sources) > 1:
         raise ValueError(

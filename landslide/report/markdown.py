@@ -133,7 +133,12 @@ def introduction(runs: pd.DataFrame) -> list[str]:
             if runs.attrs.get("repeats")
             else ""
         )
-        + f". Data: {'; '.join(sources) or 'none'}.",
+        + f". Data: {'; '.join(sources) or 'none'}."
+        + (
+            f" Sweep: {', '.join(runs.attrs['sweeps'])} (its runs only)."
+            if runs.attrs.get("sweeps")
+            else ""
+        ),
         "",
     ]
     if any(s.startswith("simulated") for s in sources):

@@ -1,6 +1,6 @@
 """Write the report into a folder (Markdown, CSV, PNG) and log it to a summary MLflow run."""
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -62,11 +62,17 @@ def log_report(
     artifact_location: str,
     out_dir: Path,
     n_runs: int,
+    sweeps: Sequence[str] = (),
 ) -> str:
-    """Log the written report as the artifacts of a new summary run; returns its id."""
+    """Log the written report as the artifacts of a new summary run; returns its id.
+
+    ``sweeps`` names the sweeps the report is restricted to, logged as the param ``sweep``.
+    """
     experiment_id = get_or_create_experiment(client, experiment, artifact_location)
     run = client.create_run(experiment_id, run_name="report")
     client.log_param(run.info.run_id, "runs_read", n_runs)
+    if sweeps:
+        client.log_param(run.info.run_id, "sweep", ", ".join(sweeps))
     client.log_artifacts(run.info.run_id, str(out_dir), "report")
     client.set_terminated(run.info.run_id)
     return run.info.run_id
