@@ -84,6 +84,10 @@ def test_map_by_run_name_logs_a_linked_map_run(store: tuple[Path, str]) -> None:
     model_run = client.get_run(run.data.tags["model_run_id"])
     assert model_run.info.run_name == "resu_senet-ib700-seed42"
     assert model_run.data.tags["map/palu"] == run.info.run_id  # the link back
+    # Lineage data -> model -> map: the training run's logged model is the map's input.
+    (trained,) = model_run.outputs.model_outputs
+    inputs = client.get_run(run.info.run_id).inputs.model_inputs
+    assert [m.model_id for m in inputs] == [trained.model_id]
     assert run.data.metrics["map/palu/f1"] == pytest.approx(result.metrics["f1"])
     assert run.data.metrics["map/palu/landslide_count"] == summary["landslides"]["count"]
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}

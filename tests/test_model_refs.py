@@ -215,7 +215,9 @@ def test_map_with_a_registered_alias_logs_geojson_and_its_model_input(store: Sto
     assert round(lon, 7) == lon and round(lat, 7) == lat
 
     client = store.client
-    (run,) = client.search_runs([client.get_experiment_by_name("maps").experiment_id])
+    maps = client.get_experiment_by_name("maps")
+    assert maps.tags["mlflow.experimentKind"] == "custom_model_development"
+    (run,) = client.search_runs([maps.experiment_id])
     note = run.data.tags["mlflow.note.content"]
     assert note.startswith(
         f"registered model palu version 1 (alias champion), run {NAME} ({store.run_id})\n\n"
