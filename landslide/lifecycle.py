@@ -65,6 +65,9 @@ VOLATILE_KEYS: tuple[str, ...] = (
     "callbacks.model_checkpoint.dirpath",
     "logger.tracking_uri",
     "logger.artifact_location",
+    "logger.register_as",
+    "logger.system_metrics",
+    "logger.system_metrics_interval_s",
 )
 
 

@@ -200,10 +200,11 @@ def run_description(
     batches = trainer.get("limit_train_batches")
     per_epoch = f" of {batches} batches" if batches not in (None, 1.0) else ""
     monitor, score, epoch = best
+    epochs = f"{trainer.max_epochs} epoch" + ("s" if trainer.max_epochs != 1 else "")
     lines = [
         f"**{cfg.model.name}** trained on mix **{cfg.domain_mix.name}** ({mix} samples, "
         f"{cfg.data.val_fraction:.0%} of them held out for validation) of {data_source}; "
-        f"budget `{budget_name(cfg)}`: {trainer.max_epochs} epochs{per_epoch}, batch size "
+        f"budget `{budget_name(cfg)}`: {epochs}{per_epoch}, batch size "
         f"{cfg.data.batch_size}, seed {cfg.seed}. Kept: lowest {monitor} {score:.4f} "
         f"(epoch {epoch}).",
         "",

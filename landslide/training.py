@@ -192,6 +192,10 @@ def _record_results(
     log_weights(logger, best)
     log_prediction_figures(logger, task.figure_batches, cfg.task.threshold, datamodule.bands)
     kept = load_checkpoint(best)
+    monitor, score = kept_score
+    # The step its validation metrics were logged at; MLflow links those to the model.
+    logged = client.get_metric_history(run_id, monitor)
+    best_step = min(logged, key=lambda m: (abs(m.value - score), -m.step)).step if logged else 0
     log_model(
         client,
         run_id,
@@ -200,14 +204,13 @@ def _record_results(
         _metadata(cfg, datamodule),
         logger.test_metrics,
         evaluation_sets(datasets),
-        # MLflow links the metrics logged at the kept checkpoint's step (its val/loss).
-        step=int(kept["global_step"]),
+        step=best_step,
         register_as=logger.register_as,
     )
     source = data_source({**flatten(resolved(cfg)), **datamodule.provenance()})
     roles = {name: d["role"] for name, d in datamodule.domains.items()}
     description = run_description(
-        cfg, source, roles, logger.test_metrics, (*kept_score, int(kept["epoch"]))
+        cfg, source, roles, logger.test_metrics, (monitor, score, int(kept["epoch"]))
     )
     describe_run(client, run_id, description)
 
