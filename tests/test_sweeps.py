@@ -20,6 +20,7 @@ from omegaconf import open_dict, read_write
 from landslide.config import compose_config
 from landslide.errors import ConfigError
 from landslide.lifecycle import is_complete
+from landslide.model_refs import ModelRefError, resolve_run
 from landslide.report.collect import collect_runs
 from landslide.report.markdown import introduction
 from landslide.selection import finished_runs
@@ -96,16 +97,21 @@ def test_a_multirun_is_a_parent_run_and_a_report_can_read_one_sweep(
     assert json.loads((folder / SWEEP_FILE).read_text())["run_id"] == parent.info.run_id
     assert [r.info.run_id for r in finished_runs(client, ["landslide"])] == [child.info.run_id]
 
-    # Again: the finished setting is skipped, the failing one fails again; a new parent with
-    # no children.
-    code, output = entry_points.run("train.py", args, tmp_path, env)
-    assert code == 1, output[-3000:]
+    # The finished setting again: skipped, so a FINISHED parent with no children, which no
+    # reader takes for a model or a result.
+    again = [*args[:-1], "domain_mix.counts.iburi=200"]
+    code, output = entry_points.run("train.py", again, tmp_path, env)
+    assert code == 0, output[-3000:]
     first, second = sweeps_of(client)
     assert first.info.run_id == parent.info.run_id
-    assert second.info.status == "FAILED"
+    assert second.info.status == "FINISHED" and "landslide.error" not in second.data.tags
     assert second.data.metrics["sweep/skipped"] == 1
     assert second.data.metrics["sweep/finished"] == 0
-    assert second.data.metrics["sweep/failed"] == 1
+    assert not is_complete(second)
+    assert [r.info.run_id for r in finished_runs(client, ["landslide"])] == [child.info.run_id]
+    for ref in (second.info.run_name, f"runs:/{second.info.run_id}"):
+        with pytest.raises(ModelRefError, match="complete"):
+            resolve_run(client, ref, ["landslide"])  # map.py model=<ref>
 
     # The report: every complete run, or one sweep's children only.
     assert list(collect_runs(client)["run_id"]) == [child.info.run_id]
