@@ -162,15 +162,15 @@ def _fit_and_test(
         if checkpoint_run_id(best) != run.run_id:
             raise RuntimeError(f"{best} holds another run's weights; refusing to test them")
         trainer.test(task, datamodule=datamodule, ckpt_path=best, verbose=False, weights_only=True)
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    # The selection criterion: the kept checkpoint's (lowest) validation loss.
-    monitor, score = checkpoint.monitor, checkpoint.best_model_score
-    if monitor is None or score is None:
-        raise RuntimeError(
-            "callbacks.model_checkpoint.monitor is null: the kept checkpoint has no score to "
-            "select runs by; set it to val/loss"
-        )
-    _record_results(cfg, logger, datamodule, datasets, task, best, (monitor, float(score)))
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        # The selection criterion: the kept checkpoint's (lowest) validation loss.
+        monitor, score = checkpoint.monitor, checkpoint.best_model_score
+        if monitor is None or score is None:
+            raise RuntimeError(
+                "callbacks.model_checkpoint.monitor is null: the kept checkpoint has no score "
+                "to select runs by; set it to val/loss"
+            )
+        _record_results(cfg, logger, datamodule, datasets, task, best, (monitor, float(score)))
     run.complete()
     metrics[monitor] = float(score)
     log.info("Test metrics of %s:\n%s", run.name, metrics_table(metrics, task.test_domains))

@@ -21,6 +21,7 @@ from landslide.lifecycle import (
     is_complete,
 )
 from landslide.report.collect import collect_runs
+from landslide.sweeps import is_sweep
 from landslide.training import train
 
 #: A small world and network: a run takes seconds on a CPU.
@@ -41,9 +42,12 @@ def store_uri(folder: Path) -> str:
 
 
 def runs_of(uri: str) -> list[Run]:
+    """The training runs of the store (a multirun's parent, the sweep, left out)."""
     client = mlflow.MlflowClient(uri)
     experiment = client.get_experiment_by_name("landslide")
-    return [] if experiment is None else client.search_runs([experiment.experiment_id])
+    if experiment is None:
+        return []
+    return [r for r in client.search_runs([experiment.experiment_id]) if not is_sweep(r)]
 
 
 def train_args(world: Path, *extra: str) -> list[str]:
