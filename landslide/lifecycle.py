@@ -34,7 +34,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from landslide.errors import ConfigError
 from landslide.metrics import METRICS
-from landslide.sweeps import is_sweep, parent_tags
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +47,10 @@ OWNER = "landslide.owner"
 RESUMABLE = "landslide.resumable"
 RESUMED_FROM = "landslide.resumed_from"
 OUTPUT_DIR = "landslide.output_dir"
+#: What a run is: ``sweep`` for a sweep's parent run (:mod:`landslide.sweeps`); training
+#: runs do not carry it.
+KIND = "landslide.kind"
+SWEEP = "sweep"
 
 #: Name of the checkpoint saved after every validation, the one a resume continues from.
 LAST_CHECKPOINT = "last.ckpt"
@@ -101,6 +104,11 @@ def config_key(cfg: DictConfig) -> str:
             node.pop(leaf, None)
     text = json.dumps(tree, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def is_sweep(run: Run) -> bool:
+    """Whether ``run`` is a sweep's parent (never a trained model or a result)."""
+    return run.data.tags.get(KIND) == SWEEP
 
 
 def is_complete(run: Run) -> bool:
@@ -227,12 +235,13 @@ def start_run(
     key: str,
     output_dir: Path,
     checkpoint_root: Path,
+    tags: Mapping[str, str] | None = None,
 ) -> TrainingRun:
     """Create a run owned by this process, checkpointing into ``checkpoint_root/<run id>``.
 
     The lock (in ``output_dir``) is taken before the run exists, so no other process ever
-    sees this run RUNNING without a live owner. In a multirun the run is a child of the
-    sweep's parent run (:func:`landslide.sweeps.parent_tags`).
+    sees this run RUNNING without a live owner. ``tags`` are added to the new run (a sweep
+    job's parent, :func:`landslide.sweeps.parent_tags`).
     """
     output_dir.mkdir(parents=True, exist_ok=True)
     lock_path = str(output_dir / ".run.lock")
@@ -251,7 +260,7 @@ def start_run(
             CONFIG_KEY: key,
             LOCK: lock_path,
             OWNER: owner(),
-            **parent_tags(client.tracking_uri, experiment_id),
+            **(tags or {}),
         },
     )
     run_id = run.info.run_id
@@ -331,6 +340,7 @@ def claim_run(
     output_dir: Path,
     checkpoint_root: Path,
     resume: bool | str,
+    tags: Mapping[str, str] | None = None,
 ) -> TrainingRun:
     """The run this process trains: an interrupted one to continue, or a new one.
 
@@ -343,6 +353,7 @@ def claim_run(
         checkpoint_root: a new run checkpoints into ``checkpoint_root/<run id>``.
         resume: False starts a new run; True continues the newest interrupted run of this
             setting if there is one (else starts a new run); a run id continues that run.
+        tags: tags of a new run (a resumed run keeps its own).
 
     Raises:
         ConfigError: ``resume=<run id>`` names a run that cannot be continued.
@@ -366,7 +377,7 @@ def claim_run(
                 "resume=true would continue it instead",
                 interrupted[0].info.run_id,
             )
-    return start_run(client, experiment_id, name, key, output_dir, checkpoint_root)
+    return start_run(client, experiment_id, name, key, output_dir, checkpoint_root, tags)
 
 
 def check_resumable(client: mlflow.MlflowClient, experiment_id: str, key: str, run_id: str) -> Run:

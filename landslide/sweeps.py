@@ -48,6 +48,7 @@ from mlflow.entities import Metric, Param, Run
 from omegaconf import DictConfig, OmegaConf
 
 from landslide.errors import ConfigError, UserError
+from landslide.lifecycle import ERROR, KIND, OUTPUT_DIR, SWEEP
 from landslide.mlflow_store import get_or_create_experiment, open_store, sqlite_path
 
 log = logging.getLogger(__name__)
@@ -56,17 +57,12 @@ log = logging.getLogger(__name__)
 PARENT = "mlflow.parentRunId"
 #: MLflow's tag holding a run's description (Markdown), shown in the UI.
 NOTE = "mlflow.note.content"
-#: What a run is: ``sweep`` for a sweep's parent (training runs do not carry it).
-KIND = "landslide.kind"
-SWEEP = "sweep"
 #: A sweep's short id (``YYYYmmdd-HHMMSS`` of its start), on the parent and its children.
 SWEEP_ID = "landslide.sweep_id"
 #: A child's job number in its sweep (``hydra.job.num``).
 SWEEP_JOB = "landslide.sweep_job"
 #: The sweep folder, on the parent.
 SWEEP_DIR = "landslide.sweep_dir"
-#: The parent's reason for FAILED or KILLED (as on training runs).
-ERROR = "landslide.error"
 
 #: In the sweep folder: the parent run, for the jobs.
 SWEEP_FILE = ".mlflow_sweep.json"
@@ -99,11 +95,6 @@ class Sweep:
     experiment_id: str
     overrides: tuple[str, ...] = ()
     jobs: int | None = None
-
-
-def is_sweep(run: Run) -> bool:
-    """Whether ``run`` is a sweep's parent (never a trained model or a result)."""
-    return run.data.tags.get(KIND) == SWEEP
 
 
 def parent_tags(tracking_uri: str, experiment_id: str) -> dict[str, str]:
@@ -442,8 +433,6 @@ def _read_jobs(folder: Path) -> list[dict[str, Any]]:
 
 def _job_runs(client: mlflow.MlflowClient, sweep: Sweep, folder: Path) -> dict[str, Run]:
     """The runs the sweep's jobs trained, by ``job:<num>`` and by output folder."""
-    from landslide.lifecycle import OUTPUT_DIR
-
     found: dict[str, Run] = {}
     for run in client.search_runs(
         [sweep.experiment_id], f"tags.`{PARENT}` = '{sweep.run_id}'", max_results=50_000

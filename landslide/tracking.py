@@ -60,6 +60,7 @@ class RunLogger(MLFlowLogger):
         self.system_metrics = system_metrics
         self.system_metrics_interval_s = system_metrics_interval_s
         self.test_metrics: dict[str, float] = {}
+        self._test_step: int | None = None
 
     @override
     @rank_zero_only
@@ -67,9 +68,20 @@ class RunLogger(MLFlowLogger):
         """Log metrics, holding back ``test/*`` ones in :attr:`test_metrics`."""
         held = {k: float(v) for k, v in metrics.items() if k.startswith(TEST_PREFIX)}
         self.test_metrics.update(held)
+        if held:
+            self._test_step = step
         rest = {k: v for k, v in metrics.items() if k not in held}
         if rest:
             super().log_metrics(rest, step)
+
+    def flush_test_metrics(self) -> None:
+        """Log the held test metrics as plain run metrics, and hold nothing more.
+
+        For a run that failed before its model could link them: it still shows how it tested.
+        """
+        if self.test_metrics:
+            super().log_metrics(self.test_metrics, self._test_step)
+            self.test_metrics = {}
 
     def finalize(self, status: str = "success") -> None:  # noqa: D102 - see class docstring
         pass

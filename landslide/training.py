@@ -37,6 +37,7 @@ from landslide.report.collect import data_source
 from landslide.run_datasets import PatchSet, evaluation_sets, log_datasets, run_datasets
 from landslide.safe_loading import load_checkpoint
 from landslide.schema import name_mix_after_counts, validate_train_config
+from landslide.sweeps import parent_tags
 from landslide.task import SegmentationTask
 from landslide.tracking import (
     RunLogger,
@@ -103,6 +104,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         output_dir=Path(cfg.paths.output_dir),
         checkpoint_root=Path(cfg.callbacks.model_checkpoint.dirpath),
         resume=cfg.resume,
+        tags=parent_tags(client.tracking_uri, experiment_id),  # a sweep's job: its parent
     )
     with supervised(run) as interrupts:
         return _fit_and_test(cfg, run, datamodule, interrupts)
@@ -189,28 +191,34 @@ def _record_results(
     """Log a tested run's weights, figures, MLflow model, linked test metrics and description."""
     client, run_id = logger.experiment, logger.run_id
     assert run_id is not None  # the logger was made for a claimed run
-    log_weights(logger, best)
-    log_prediction_figures(logger, task.figure_batches, cfg.task.threshold, datamodule.bands)
-    kept = load_checkpoint(best)
-    monitor, score = kept_score
-    # The step its validation metrics were logged at; MLflow links those to the model.
-    logged = client.get_metric_history(run_id, monitor)
-    best_step = min(logged, key=lambda m: (abs(m.value - score), -m.step)).step if logged else 0
-    log_model(
-        client,
-        run_id,
-        best,
-        _example(datamodule),
-        _metadata(cfg, datamodule),
-        logger.test_metrics,
-        evaluation_sets(datasets),
-        step=best_step,
-        register_as=logger.register_as,
-    )
+    test_metrics = dict(logger.test_metrics)
+    try:
+        log_weights(logger, best)
+        log_prediction_figures(logger, task.figure_batches, cfg.task.threshold, datamodule.bands)
+        kept = load_checkpoint(best)
+        monitor, score = kept_score
+        # The step its validation metrics were logged at; MLflow links those to the model.
+        logged = client.get_metric_history(run_id, monitor)
+        best_step = min(logged, key=lambda m: (abs(m.value - score), -m.step)).step if logged else 0
+        log_model(
+            client,
+            run_id,
+            best,
+            _example(datamodule),
+            _metadata(cfg, datamodule),
+            test_metrics,
+            evaluation_sets(datasets),
+            step=best_step,
+            register_as=logger.register_as,
+        )
+        logger.test_metrics = {}  # logged, linked to the model
+    except BaseException:
+        logger.flush_test_metrics()  # the failed run still shows how it tested
+        raise
     source = data_source({**flatten(resolved(cfg)), **datamodule.provenance()})
     roles = {name: d["role"] for name, d in datamodule.domains.items()}
     description = run_description(
-        cfg, source, roles, logger.test_metrics, (monitor, score, int(kept["epoch"]))
+        cfg, source, roles, test_metrics, (monitor, score, int(kept["epoch"]))
     )
     describe_run(client, run_id, description)
 

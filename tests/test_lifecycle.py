@@ -19,9 +19,9 @@ from landslide.lifecycle import (
     Interrupts,
     RunInterrupted,
     is_complete,
+    is_sweep,
 )
 from landslide.report.collect import collect_runs
-from landslide.sweeps import is_sweep
 from landslide.training import train
 
 #: A small world and network: a run takes seconds on a CPU.

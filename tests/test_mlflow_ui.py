@@ -57,10 +57,11 @@ def store(tmp_path_factory: pytest.TempPathFactory, small_world: Path) -> Iterat
         "logger.system_metrics=true",
         "logger.system_metrics_interval_s=1",
     ]
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    # Given explicitly: MLflow sets MLFLOW_TRACKING_URI in a process that trained before.
+    uri = f"sqlite:///{root}/mlruns/mlflow.db"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
     code, output = run("train.py", argv, root, env=env)
     assert code == 0, output
-    uri = f"sqlite:///{root}/mlruns/mlflow.db"
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri,

@@ -19,13 +19,12 @@ from omegaconf import open_dict, read_write
 
 from landslide.config import compose_config
 from landslide.errors import ConfigError
-from landslide.lifecycle import is_complete
+from landslide.lifecycle import KIND, is_complete
 from landslide.model_refs import ModelRefError, resolve_run
 from landslide.report.collect import collect_runs
 from landslide.report.markdown import introduction
 from landslide.selection import finished_runs
 from landslide.sweeps import (
-    KIND,
     NOTE,
     PARENT,
     SWEEP_FILE,
