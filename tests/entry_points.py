@@ -26,7 +26,9 @@ def context() -> ForkServerContext:
     global _context
     if _context is None:
         _context = multiprocessing.get_context("forkserver")
-        _context.set_forkserver_preload(["landslide.training", "landslide.mapping.command"])
+        _context.set_forkserver_preload(
+            ["landslide.training", "landslide.mapping.command", "mlflow_preload"]
+        )
     return _context
 
 
