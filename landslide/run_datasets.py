@@ -9,6 +9,7 @@ Datasets column.
 
 import hashlib
 import json
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from functools import cached_property
@@ -58,7 +59,11 @@ class PatchSet(MetaDataset):
         self._patches = patches
         self._patch_size = patch_size
         self._bands = tuple(bands)
-        source = resolve_dataset_source(str(Path(folder).resolve()))
+        with warnings.catch_warnings():
+            # MLflow registers its local-file source twice and warns that the path "can be
+            # interpreted in multiple ways" (both ways are the same class).
+            warnings.simplefilter("ignore", UserWarning)
+            source = resolve_dataset_source(str(Path(folder).resolve()))
         super().__init__(source, name=name, digest=digest, schema=self._tensor_schema)
 
     @cached_property

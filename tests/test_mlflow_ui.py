@@ -31,11 +31,15 @@ REGISTERED = "palu-mapper"
 
 
 class Store(NamedTuple):
-    """A store written by a two-job sweep, and a server reading it."""
+    """A store written by a two-job sweep, a server reading it, and a fresh process that
+    loads a logged model with MLflow alone and predicts."""
 
     root: Path
     uri: str
     api: str
+    image: np.ndarray
+    predicted: subprocess.Popen[str]
+    model_run_id: str
 
 
 def free_port() -> int:
@@ -62,6 +66,8 @@ def store(tmp_path_factory: pytest.TempPathFactory, small_world: Path) -> Iterat
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
     code, output = run("train.py", argv, root, env=env)
     assert code == 0, output
+    # Started now, so that its imports overlap the server's start (each takes one core).
+    image, predicted, model_run_id = start_prediction(uri, root)
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri,
@@ -84,10 +90,49 @@ def store(tmp_path_factory: pytest.TempPathFactory, small_world: Path) -> Iterat
             assert server.poll() is None, "mlflow server exited"
             assert time.monotonic() < deadline, "mlflow server did not answer in 120 s"
             time.sleep(0.5)
-        yield Store(root, uri, api)
+        yield Store(root, uri, api, image, predicted, model_run_id)
     finally:
         server.terminate()
         server.wait(30)
+        predicted.kill()
+        predicted.wait(30)
+
+
+PREDICT = """
+import sys
+import mlflow
+import numpy as np
+
+mlflow.set_tracking_uri(sys.argv[1])
+model = mlflow.pyfunc.load_model(sys.argv[2])
+np.save(sys.argv[4], model.predict(np.load(sys.argv[3])))
+print(model.metadata.metadata["bands"], model.metadata.metadata["threshold"])
+"""
+
+
+def start_prediction(uri: str, root: Path) -> tuple[np.ndarray, subprocess.Popen[str], str]:
+    """A fresh Python process loading a training run's logged model by its
+    ``models:/<model id>`` URI and predicting a random image: the image, the process and
+    the run."""
+    client = mlflow.MlflowClient(uri)
+    experiment = client.get_experiment_by_name("landslide")
+    assert experiment is not None
+    run_ = client.search_runs(
+        [experiment.experiment_id], "tags.`landslide.complete` = 'true'", max_results=1
+    )[0]
+    model_id = run_.outputs.model_outputs[0].model_id
+    image = np.random.default_rng(0).random((2, 10, 40, 56), dtype=np.float32)
+    np.save(root / "image.npy", image)
+    (root / "predict.py").write_text(PREDICT)
+    process = subprocess.Popen(
+        [sys.executable, str(root / "predict.py"), uri, f"models:/{model_id}",
+         str(root / "image.npy"), str(root / "probability.npy")],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    return image, process, run_.info.run_id
 
 
 def get(store: Store, path: str, **params: Any) -> dict[str, Any]:
@@ -204,46 +249,20 @@ def test_a_sweep_is_one_parent_run_with_its_jobs_as_children(store: Store) -> No
     assert any("seed=1,2" in v for v in params.values()), params
 
 
-PREDICT = """
-import sys
-import mlflow
-import numpy as np
-
-mlflow.set_tracking_uri(sys.argv[1])
-model = mlflow.pyfunc.load_model(sys.argv[2])
-np.save(sys.argv[4], model.predict(np.load(sys.argv[3])))
-print(model.metadata.metadata["bands"], model.metadata.metadata["threshold"])
-"""
-
-
 def test_the_logged_model_loads_with_mlflow_alone_and_maps_like_the_checkpoint(
     store: Store, tmp_path: Path
 ) -> None:
-    _, runs = experiment_runs(store)
-    run_ = training_runs(runs)[0]
-    model_id = run_["outputs"]["model_outputs"][0]["model_id"]
-    image = np.random.default_rng(0).random((2, 10, 40, 56), dtype=np.float32)
-    np.save(tmp_path / "image.npy", image)
-    script = tmp_path / "predict.py"
-    script.write_text(PREDICT)
-    done = subprocess.run(
-        [sys.executable, str(script), store.uri, f"models:/{model_id}",
-         str(tmp_path / "image.npy"), str(tmp_path / "probability.npy")],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "'post_ndvi']" in done.stdout and "0.5" in done.stdout
-    served = np.load(tmp_path / "probability.npy")
+    stdout, stderr = store.predicted.communicate(timeout=300)
+    assert store.predicted.returncode == 0, stderr[-3000:]
+    assert "'post_ndvi']" in stdout and "0.5" in stdout
+    served = np.load(store.root / "probability.npy")
 
     client = mlflow.MlflowClient(store.uri)
     checkpoint = client.download_artifacts(
-        run_["info"]["run_id"], "checkpoints/best.ckpt", str(tmp_path)
+        store.model_run_id, "checkpoints/best.ckpt", str(tmp_path)
     )
     task = SegmentationTask.load_from_checkpoint(checkpoint, map_location="cpu").eval()
     with torch.no_grad():
-        expected = task(torch.from_numpy(image)).sigmoid().numpy()
+        expected = task(torch.from_numpy(store.image)).sigmoid().numpy()
     assert served.shape == (2, 40, 56)
     np.testing.assert_allclose(served, expected, rtol=0, atol=1e-6)
