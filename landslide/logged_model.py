@@ -38,6 +38,23 @@ MODEL_NAME = "model"
 #: stride); small, because MLflow stores the example as JSON.
 EXAMPLE_SIDE = 32
 
+#: The run's params a model page shows (the run holds the whole config): what was trained,
+#: on what, how.
+MODEL_PARAMS = (
+    "model.",
+    "bands.",
+    "domain_mix.",
+    "seed",
+    "task.lr",
+    "task.threshold",
+    "data.batch_size",
+    "data.patch_size",
+    "data.split",
+    "data.world.generator_version",
+    "trainer.max_epochs",
+    "trainer.limit_train_batches",
+)
+
 #: Packages the pickled network needs when loaded (the package's own imports).
 REQUIREMENTS = ("torch", "torchvision", "hydra-core", "numpy")
 
@@ -110,7 +127,8 @@ def log_model(
 ) -> ModelInfo:
     """Log the checkpoint's network as run ``run_id``'s MLflow model (and register it).
 
-    The model is named after the run and carries its params. The test metrics are logged
+    The model is named after the run and carries its main params (:data:`MODEL_PARAMS`).
+    The test metrics are logged
     linked to it and to the test set each came from; MLflow links the metrics the run
     logged at ``step`` (the kept checkpoint's validation loss) as well.
 
@@ -134,7 +152,7 @@ def log_model(
         run.info.experiment_id,
         name=run.info.run_name,
         source_run_id=run_id,
-        params=run.data.params,
+        params={k: v for k, v in run.data.params.items() if k.startswith(MODEL_PARAMS)},
         model_type="semantic-segmentation",
     )
     package = Path(landslide.__file__).parent

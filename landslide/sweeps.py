@@ -28,7 +28,6 @@ import os
 import shlex
 import signal
 import sys
-import tempfile
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -48,7 +47,8 @@ from mlflow.entities import Metric, Param, Run
 from omegaconf import DictConfig, OmegaConf
 
 from landslide.errors import ConfigError, UserError
-from landslide.lifecycle import ERROR, KIND, OUTPUT_DIR, SWEEP
+from landslide.files import write_atomic
+from landslide.lifecycle import ERROR, KIND, OUTPUT_DIR, SWEEP, one_line
 from landslide.mlflow_store import get_or_create_experiment, open_store, sqlite_path
 
 log = logging.getLogger(__name__)
@@ -281,7 +281,7 @@ class SweepRun(Callback):
         self.sweep = Sweep(run.info.run_id, sweep_id, uri, experiment_id, overrides, jobs)
         self.folder = str(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        _write_json(folder / SWEEP_FILE, asdict(self.sweep))
+        write_atomic(folder / SWEEP_FILE, json.dumps(asdict(self.sweep)))
         atexit.register(self._at_exit)
         if threading.current_thread() is threading.main_thread():
             for s in (signal.SIGINT, signal.SIGTERM):
@@ -331,7 +331,9 @@ class SweepRun(Callback):
         """Record the job as running (a job that never ends was interrupted)."""
         folder = self._job_folder(config)
         if folder is not None:
-            _write_json(folder / JOBS_DIR / f"{config.hydra.job.num}.json", _job(config))
+            write_atomic(
+                folder / JOBS_DIR / f"{config.hydra.job.num}.json", json.dumps(_job(config))
+            )
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         """Record the job's outcome; the last job to end ends the parent."""
@@ -341,9 +343,9 @@ class SweepRun(Callback):
         record = _job(config)
         record["status"] = job_return.status.name
         if job_return.status == JobStatus.FAILED:
-            record["error"] = _one_line(job_return._return_value)
+            record["error"] = one_line(job_return._return_value)  # the exception (no getter)
         with FileLock(str(folder / f"{JOBS_DIR}.lock"), timeout=300):
-            _write_json(folder / JOBS_DIR / f"{config.hydra.job.num}.json", record)
+            write_atomic(folder / JOBS_DIR / f"{config.hydra.job.num}.json", json.dumps(record))
             ended = [r for r in _read_jobs(folder) if r["status"] != "RUNNING"]
             if self.sweep.jobs is not None and len(ended) >= self.sweep.jobs:
                 if not (folder / ENDED_FILE).exists():
@@ -388,7 +390,7 @@ class SweepRun(Callback):
                 ", ".join(f"{v} {k}" for k, v in counts.items()),
             )
         except Exception as err:  # noqa: BLE001 - the jobs' own outcome matters more
-            log.error("Could not end the sweep's MLflow run %s: %s", sweep.run_id, _one_line(err))
+            log.error("Could not end the sweep's MLflow run %s: %s", sweep.run_id, one_line(err))
 
 
 def _description(
@@ -497,24 +499,3 @@ def _jobs_markdown(
         ]
         rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(rows)
-
-
-def _write_json(path: Path, record: Mapping[str, Any]) -> None:
-    """Write ``record`` to ``path`` atomically (a temporary file, then a rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.chmod(tmp, 0o644)  # readable like any file the jobs write (mkstemp: 0600)
-        with os.fdopen(fd, "w") as file:
-            json.dump(record, file)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _one_line(err: object) -> str:
-    if not isinstance(err, BaseException):
-        return str(err)[:300]
-    lines = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {lines[0] if lines else ''}"[:300]
