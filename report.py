@@ -4,7 +4,7 @@ import logging
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig, ListConfig
+from omegaconf import DictConfig
 
 from landslide.errors import UserError
 from landslide.mlflow_store import open_store
@@ -21,10 +21,8 @@ def main(cfg: DictConfig) -> None:
     except UserError as err:
         raise SystemExit(f"report.py: {err}") from None
     experiments = list(cfg.experiments) if cfg.experiments else None
-    sweep = cfg.sweep  # an id that looks like a number is still an id
-    sweep = [str(s) for s in sweep] if isinstance(sweep, ListConfig) else sweep and str(sweep)
     try:
-        runs = collect_runs(client, experiments, [cfg.report_experiment], cfg.data, sweep)
+        runs = collect_runs(client, experiments, [cfg.report_experiment], cfg.data, cfg.sweep)
     except UserError as err:
         raise SystemExit(f"report.py: {err}") from None
     report = write_report(runs, Path(cfg.out_dir))

@@ -7,9 +7,8 @@ from omegaconf import DictConfig
 
 from landslide.errors import UserError
 from landslide.mlflow_store import open_store
-from landslide.model_refs import resolve_runs
 from landslide.selection import (
-    finished_runs,
+    candidate_runs,
     rank_runs,
     ranking_table,
     recommendation,
@@ -28,10 +27,7 @@ def main(cfg: DictConfig) -> None:
         raise SystemExit(f"select_model.py: {err}") from None
     experiments = list(cfg.experiments)
     try:
-        if cfg.models:
-            runs = resolve_runs(client, [str(m) for m in cfg.models], experiments, "models")
-        else:
-            runs = finished_runs(client, experiments, cfg.filter)
+        runs = candidate_runs(client, experiments, cfg.filter, list(cfg.models))
     except (UserError, ValueError) as err:
         raise SystemExit(f"select_model.py: {err}") from None
     if not runs:

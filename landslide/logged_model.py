@@ -128,9 +128,10 @@ def log_model(
     """Log the checkpoint's network as run ``run_id``'s MLflow model (and register it).
 
     The model is named after the run and carries its main params (:data:`MODEL_PARAMS`).
-    The test metrics are logged
-    linked to it and to the test set each came from; MLflow links the metrics the run
-    logged at ``step`` (the kept checkpoint's validation loss) as well.
+    The test metrics are logged linked to it and to the test set each came from; MLflow
+    links the metrics the run logged at ``step`` (the kept checkpoint's validation loss).
+    The network is read from the checkpoint afresh: the trained one may be compiled
+    (``compile=true``) or channels-last.
 
     Args:
         client: the store's client.
@@ -140,7 +141,7 @@ def log_model(
         metadata: :func:`model_metadata`.
         test_metrics: ``test/<domain>/<metric>`` values, not yet logged to the run.
         test_sets: each domain's test dataset as ``(name, digest)``.
-        step: the global step the checkpoint was saved at.
+        step: the step the kept checkpoint's validation metrics were logged at.
         register_as: a registered model name, or None.
     """
     task = SegmentationTask.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True)
@@ -162,8 +163,8 @@ def log_model(
             name=run.info.run_name,
             model_id=logged.model_id,
             run_id=run_id,
-            # A pickled module runs on inputs of any size; MLflow's default, an exported
-            # program, fixes the example's batch size.
+            # A pickled module runs on inputs of any size. MLflow's default, a torch.export
+            # program, specialised the example's batch dimension when tried.
             serialization_format="pickle",
             signature=signature(example.shape[1]),
             input_example=example,

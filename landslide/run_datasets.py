@@ -115,11 +115,10 @@ def run_datasets(datamodule: LandslideDataModule) -> list[tuple[str, PatchSet]]:
         for name, patches in patches_by_domain.items():
             if not patches:
                 continue
-            files = datamodule.data_files(name)
             if name not in digests:  # each file is read once
-                digests[name] = [file_digest(p) for p in files]
+                digests[name] = [file_digest(p) for p in datamodule.data_files(name)]
             dataset = PatchSet(
-                datamodule.files(name).root,
+                datamodule.source_folder(name),
                 name,
                 _digest(digests[name], patches),
                 patches,

@@ -21,6 +21,7 @@ from landslide.data.datamodule import LandslideDataModule
 from landslide.layout import DomainFiles
 from landslide.lifecycle import NEUTRAL_VALUES, is_complete
 from landslide.mlflow_store import quiet_artifact_transfers
+from landslide.model_refs import resolve_runs
 from landslide.safe_loading import instantiate_trusted
 from landslide.shift import mix_to_scene_mmd
 
@@ -47,6 +48,26 @@ class Candidate:
     def mean_mmd(self) -> float:
         """Mean over bands: the ranking key."""
         return sum(self.mmd.values()) / len(self.mmd)
+
+
+def candidate_runs(
+    client: mlflow.MlflowClient,
+    experiments: Sequence[str],
+    filter_string: str = "",
+    models: Sequence[str] = (),
+) -> list[Run]:
+    """The runs to rank: the ``models`` listed, or every complete run of the experiments.
+
+    ``models`` are run ids, run names, ``runs:/`` or ``models:/`` URIs
+    (:mod:`landslide.model_refs`); ``filter_string`` applies to the complete runs only.
+
+    Raises:
+        ModelRefError: a listed model names no complete run.
+        ValueError: an experiment does not exist.
+    """
+    if models:
+        return resolve_runs(client, [str(m) for m in models], experiments, "models")
+    return finished_runs(client, experiments, filter_string)
 
 
 def finished_runs(

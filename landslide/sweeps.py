@@ -44,6 +44,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from mlflow.entities import Metric, Param, Run
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NOTE
 from omegaconf import DictConfig, OmegaConf
 
 from landslide.errors import ConfigError, UserError
@@ -54,9 +55,9 @@ from landslide.mlflow_store import get_or_create_experiment, open_store, sqlite_
 log = logging.getLogger(__name__)
 
 #: MLflow's tag naming a run's parent.
-PARENT = "mlflow.parentRunId"
+PARENT = MLFLOW_PARENT_RUN_ID
 #: MLflow's tag holding a run's description (Markdown), shown in the UI.
-NOTE = "mlflow.note.content"
+NOTE = MLFLOW_RUN_NOTE
 #: A sweep's short id (``YYYYmmdd-HHMMSS`` of its start), on the parent and its children.
 SWEEP_ID = "landslide.sweep_id"
 #: A child's job number in its sweep (``hydra.job.num``).
@@ -373,7 +374,6 @@ class SweepRun(Callback):
             client.log_batch(
                 sweep.run_id,
                 metrics=[Metric(f"sweep/{k}", v, now, 0) for k, v in counts.items()],
-                tags=[],
             )
             run = client.get_run(sweep.run_id)
             table = _jobs_markdown(sweep, jobs, outcomes, runs)

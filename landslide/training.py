@@ -138,12 +138,13 @@ def _fit_and_test(
 
     client, run_id = logger.experiment, run.run_id
     datasets = run_datasets(datamodule)
+    provenance = datamodule.provenance()
     if run.resume_from is None:
         log_config(logger, cfg)
         # Runs on different versions of the data (the simulated world's generator, a domain
         # prepared again) must never be compared: selection.py checks this record.
-        logger.log_hyperparams(datamodule.provenance())
-        tags = run_tags(cfg, datamodule.provenance(), datamodule.split)
+        logger.log_hyperparams(provenance)
+        tags = run_tags(cfg, provenance, datamodule.split)
         client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
         log_datasets(client, run_id, datasets)
     else:
@@ -172,7 +173,8 @@ def _fit_and_test(
                 "callbacks.model_checkpoint.monitor is null: the kept checkpoint has no score "
                 "to select runs by; set it to val/loss"
             )
-        _record_results(cfg, logger, datamodule, datasets, task, best, (monitor, float(score)))
+        kept = (monitor, float(score))
+        _record_results(cfg, logger, datamodule, datasets, provenance, task, best, kept)
     run.complete()
     metrics[monitor] = float(score)
     log.info("Test metrics of %s:\n%s", run.name, metrics_table(metrics, task.test_domains))
@@ -184,6 +186,7 @@ def _record_results(
     logger: RunLogger,
     datamodule: LandslideDataModule,
     datasets: list[tuple[str, PatchSet]],
+    provenance: dict[str, str],
     task: SegmentationTask,
     best: str,
     kept_score: tuple[str, float],
@@ -215,7 +218,7 @@ def _record_results(
     except BaseException:
         logger.flush_test_metrics()  # the failed run still shows how it tested
         raise
-    source = data_source({**flatten(resolved(cfg)), **datamodule.provenance()})
+    source = data_source({**flatten(resolved(cfg)), **provenance})
     roles = {name: d["role"] for name, d in datamodule.domains.items()}
     description = run_description(
         cfg, source, roles, test_metrics, (monitor, score, int(kept["epoch"]))

@@ -191,6 +191,12 @@ class LandslideDataModule(L.LightningDataModule):
             return [self.patch_domains[name].cache]
         return [self.files(name).stack, self.files(name).mask]
 
+    def source_folder(self, name: str) -> Path:
+        """Where domain ``name``'s data lives: its folder, or a patch domain's image folder."""
+        if name in self.patch_domains:
+            return Path(self.patch_domains[name].source.images)
+        return self.files(name).root
+
     def band_stats(self, name: str) -> BandStats:
         """Domain ``name``'s statistics of the bands read, as its samples are normalised."""
         if name in self.patch_domains:

@@ -68,7 +68,7 @@ def collect_runs(
     experiments: Sequence[str] | None = None,
     exclude: Sequence[str] = (),
     data: str | None = None,
-    sweep: str | Sequence[str] | None = None,
+    sweep: str | int | Sequence[str | int] | None = None,
 ) -> pd.DataFrame:
     """One row per complete training run: its setting and every metric it logged.
 
@@ -109,7 +109,8 @@ def collect_runs(
         for i, name in names.items()
         if name not in exclude and (experiments is None or name in experiments)
     ]
-    names_of_sweeps = [sweep] if isinstance(sweep, str) else list(sweep or [])
+    # One id or several; an id Hydra read as a number is still an id.
+    names_of_sweeps = [] if sweep is None else [sweep] if isinstance(sweep, str | int) else sweep
     parents = [find_sweep(client, ids, str(name)) for name in names_of_sweeps]
     sweeps = {p.info.run_id: f"{p.data.tags.get(SWEEP_ID)} (run {p.info.run_id})" for p in parents}
     rows = []
