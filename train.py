@@ -4,6 +4,7 @@ import hydra
 from omegaconf import DictConfig
 
 from landslide.config import in_multirun
+from landslide.distributed import started_by_lightning
 from landslide.errors import UserError
 from landslide.schema import validate_train_config
 
@@ -25,4 +26,11 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
-    main()
+    if started_by_lightning():
+        # A DDP rank Lightning started: it trains with the owner's resolved config, not a
+        # config Hydra would compose again (see landslide.distributed).
+        from landslide.training import follow_handoff
+
+        follow_handoff()
+    else:
+        main()

@@ -34,11 +34,18 @@ def register_resolvers() -> None:
     ``${local_conf_dir:}``: the absolute path of :data:`LOCAL_CONF_DIR`, for the primary
     configs' ``hydra.searchpath`` (a relative ``file://`` path would be taken from the
     current folder).
+    ``${slurm_gpus:accelerator,devices}``: the GPUs a SLURM job asks for per node: the
+    trainer's devices unless it trains on the CPU (None).
     """
     OmegaConf.register_new_resolver("minus", lambda a, b: a - b, replace=True)
     OmegaConf.register_new_resolver("len", len, replace=True)
     OmegaConf.register_new_resolver("pid", os.getpid, replace=True, use_cache=True)
     OmegaConf.register_new_resolver("local_conf_dir", lambda: str(LOCAL_CONF_DIR), replace=True)
+    OmegaConf.register_new_resolver("slurm_gpus", _slurm_gpus, replace=True)
+
+
+def _slurm_gpus(accelerator: str, devices: Any) -> Any:
+    return None if str(accelerator).lower() == "cpu" else devices
 
 
 register_resolvers()

@@ -61,6 +61,7 @@ VOLATILE_KEYS: tuple[str, ...] = (
     "paths",
     "resume",
     "force",
+    "dry_run",
     "optimized_metric",
     "trainer.default_root_dir",
     "trainer.enable_progress_bar",
@@ -83,6 +84,7 @@ NEUTRAL_VALUES: dict[str, Any] = {
     "task.channels_last": False,  # issue 15's speed options, off by default
     "compile": False,
     "trainer.precision": "32-true",
+    "trainer.num_nodes": 1,  # issue 17's scale-out
 }
 
 

@@ -34,7 +34,13 @@ def get_or_create_experiment(
     The framework's experiments open in MLflow's training view: a new one is created with
     :data:`EXPERIMENT_KIND`, an existing one without that tag gets it (a kind set by hand is
     kept).
+
+    With a tracking server, a local ``artifact_location`` (a path, the default
+    ``mlruns/artifacts``) is not used: it would be this machine's folder, which jobs on other
+    machines cannot reach; the server stores the artifacts (its ``--artifacts-destination``).
     """
+    if is_server(client.tracking_uri) and artifact_location and "://" not in artifact_location:
+        artifact_location = None
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
         try:
@@ -48,6 +54,11 @@ def get_or_create_experiment(
     if EXPERIMENT_KIND not in experiment.tags:
         client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND, TRAINING_KIND)
     return experiment.experiment_id
+
+
+def is_server(tracking_uri: str) -> bool:
+    """Whether ``tracking_uri`` names an MLflow tracking server (HTTP or HTTPS)."""
+    return tracking_uri.startswith(("http://", "https://"))
 
 
 @contextmanager

@@ -161,6 +161,10 @@ class TrainerSchema(Schema):
         "bf16-mixed",
         default="32-true",
     )
+    devices: int | str | list[int] = knob(
+        "an integer >= 1, a list of device indices or auto", 2, default=1
+    )
+    num_nodes: int = knob("an integer >= 1", 1, default=1, ge=1)
 
 
 class TaskSchema(Schema):
@@ -183,6 +187,7 @@ class TrainSchema(Schema):
     )
     force: bool = knob("true or false", "true", default=False)
     compile: bool = knob("true or false", "true", default=False)
+    dry_run: bool = knob("true or false", "true", default=False)
     optimized_metric: str = knob(
         "val/loss or test/<domain>/<metric or loss>", "val/loss", default="val/loss"
     )
@@ -622,6 +627,17 @@ def _trainer_problems(trainer: TrainerSchema) -> list[str]:
             f"checkpoint needs it; use trainer.check_val_every_n_epoch={trainer.max_epochs} "
             "or less"
         )
+    devices = trainer.devices
+    several = len(devices) > 1 if isinstance(devices, list) else devices not in (1, "1", "auto")
+    if several or trainer.num_nodes > 1:
+        launcher = HydraConfig.get().launcher if HydraConfig.initialized() else {}
+        if "joblib" in str(launcher.get("_target_", "")):
+            problems.append(
+                f"trainer.devices={trainer.devices}: hydra/launcher=joblib runs each job in a "
+                "worker process from which Lightning cannot start the other training "
+                "processes; run multi-device jobs with the default launcher (one after "
+                "another) or hydra/launcher=slurm, or use trainer.devices=1 with joblib"
+            )
     if trainer.accelerator.lower() in ("gpu", "cuda"):
         import torch
 

@@ -47,6 +47,7 @@ from mlflow.entities import Metric, Param, Run
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NOTE
 from omegaconf import DictConfig, OmegaConf
 
+from landslide.distributed import global_rank
 from landslide.errors import ConfigError, UserError
 from landslide.files import write_atomic
 from landslide.lifecycle import ERROR, KIND, OUTPUT_DIR, SWEEP, one_line
@@ -188,7 +189,13 @@ def same_store(a: str, b: str) -> bool:
 
 
 def planned_jobs(config: DictConfig) -> int | None:
-    """How many jobs Hydra's basic sweeper launches for ``config``.
+    """How many jobs Hydra's basic sweeper launches for ``config`` (None: unknown)."""
+    jobs = planned_overrides(config)
+    return None if jobs is None else len(jobs)
+
+
+def planned_overrides(config: DictConfig) -> list[list[str]] | None:
+    """The overrides of each job Hydra's basic sweeper launches for ``config``.
 
     None for other sweepers, or overrides it cannot expand alone (e.g. ``glob(...)``).
     """
@@ -201,9 +208,10 @@ def planned_jobs(config: DictConfig) -> int | None:
         from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 
         parsed = OverridesParser.create().parse_overrides(arguments)
-        return sum(len(batch) for batch in BasicSweeper.split_arguments(parsed, None))
-    except Exception:  # noqa: BLE001 - the count is a convenience
+        batches = BasicSweeper.split_arguments(parsed, None)
+    except Exception:  # noqa: BLE001 - the plan is a convenience
         return None
+    return [list(job) for batch in batches for job in batch]
 
 
 class SweepRun(Callback):
@@ -229,6 +237,8 @@ class SweepRun(Callback):
         """Create the parent run and write it into the sweep folder."""
         if not isinstance(OmegaConf.select(config, "logger.experiment_name"), str):
             return
+        if OmegaConf.select(config, "dry_run", default=False):
+            return  # nothing runs (landslide.launch_plan)
         previous = HydraConfig.instance().cfg
         HydraConfig.instance().set_config(config)  # ${hydra:runtime.cwd} in the paths
         try:
@@ -331,7 +341,7 @@ class SweepRun(Callback):
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         """Record the job as running (a job that never ends was interrupted)."""
         folder = self._job_folder(config)
-        if folder is not None:
+        if folder is not None and global_rank() == 0:  # a job's other SLURM tasks: no record
             write_atomic(
                 folder / JOBS_DIR / f"{config.hydra.job.num}.json", json.dumps(_job(config))
             )
@@ -339,7 +349,7 @@ class SweepRun(Callback):
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         """Record the job's outcome; the last job to end ends the parent."""
         folder = self._job_folder(config)
-        if folder is None or self.sweep is None:
+        if folder is None or self.sweep is None or global_rank() > 0:
             return
         record = _job(config)
         record["status"] = job_return.status.name

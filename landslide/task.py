@@ -8,7 +8,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from segmentation_models_pytorch.losses import DiceLoss
 from torch import Tensor, nn
-from torchmetrics import MetricCollection
+from torchmetrics import MeanMetric, MetricCollection
 
 from landslide.errors import TrainingDiverged
 from landslide.layout import IGNORED
@@ -98,6 +98,11 @@ class SegmentationTask(L.LightningModule):
         self.test_metrics = nn.ModuleDict(
             {name: metrics.clone(prefix=f"test/{name}/") for name in self.test_domains}
         )
+        # The losses' means over a set's batches, weighted by batch size. torchmetrics
+        # sums them across DDP processes exactly; Lightning's own epoch mean divides by an
+        # integer mean of the processes' sample counts, which is off when they differ.
+        self.val_loss = MeanMetric()
+        self.test_losses = nn.ModuleDict({name: MeanMetric() for name in self.test_domains})
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         """Build the ``optimizer`` spec (the paper's Adam if None) at ``lr``."""
@@ -117,14 +122,23 @@ class SegmentationTask(L.LightningModule):
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         """Return the batch's dice loss and log its epoch mean as ``train/loss``."""
         _, loss = self._step(batch)
-        self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=len(batch["image"]))
+        self.log(
+            "train/loss",
+            loss,
+            on_step=False,
+            on_epoch=True,
+            batch_size=len(batch["image"]),
+            sync_dist=True,
+        )
         return loss
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         """Log ``val/loss`` and the validation metrics, and note whether the loss is finite."""
         logits, loss = self._step(batch)
         self.val_metrics.update(logits.sigmoid(), batch["mask"].long())
-        self.log("val/loss", loss, on_epoch=True, prog_bar=True, batch_size=len(logits))
+        self.val_loss.update(loss, weight=len(logits))
+        # Synchronised: under DDP every process keeps the same checkpoint.
+        self.log("val/loss", self.val_loss, on_epoch=True, prog_bar=True)
         self.log_dict(self.val_metrics, on_epoch=True, batch_size=len(logits))
         # Kept on the device and read once an epoch: no host sync per step.
         finite = torch.isfinite(loss).all()
@@ -158,7 +172,9 @@ class SegmentationTask(L.LightningModule):
         # ModuleDict types its items as Module; configure_metrics stores MetricCollections.
         metrics = cast(MetricCollection, self.test_metrics[domain])
         metrics.update(probs, batch["mask"].long())
-        self.log(f"test/{domain}/loss", loss, batch_size=len(logits), add_dataloader_idx=False)
+        mean_loss = cast(MeanMetric, self.test_losses[domain])
+        mean_loss.update(loss, weight=len(logits))
+        self.log(f"test/{domain}/loss", mean_loss, add_dataloader_idx=False)
         self.log_dict(metrics, batch_size=len(logits), add_dataloader_idx=False)
         if batch_idx == 0:
             self.figure_batches[domain] = self._figure_batch(batch, probs)

@@ -1,6 +1,7 @@
 """Train one network on one domain mix, test it on every domain, record it in MLflow."""
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -8,7 +9,7 @@ import lightning as L
 import numpy as np
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from mlflow.entities import RunTag
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from landslide.checkpointing import (
     AtomicCheckpointIO,
@@ -18,6 +19,17 @@ from landslide.checkpointing import (
 )
 from landslide.config import in_multirun, instantiate_config
 from landslide.data.datamodule import LandslideDataModule
+from landslide.distributed import (
+    HANDOFF_ENV,
+    Handoff,
+    global_rank,
+    joblib_device,
+    publish,
+    read_handoff,
+    slurm_handoff_path,
+    slurm_tasks,
+    wait_for_handoff,
+)
 from landslide.lifecycle import (
     OUTPUT_DIR,
     RESUMED_FROM,
@@ -68,6 +80,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """
     validate_train_config(cfg)
     name_mix_after_counts(cfg)
+    if global_rank() > 0:  # a SLURM task of a multi-process run: rank 0 owns the run
+        return follow(wait_for_handoff(slurm_handoff_path(cfg.paths.output_dir)))
     uri = cfg.logger.tracking_uri
     if uri.startswith("sqlite:") and sqlite_path(uri).parent == Path(cfg.paths.mlruns_dir):
         Path(cfg.paths.mlruns_dir).mkdir(parents=True, exist_ok=True)  # the default store
@@ -87,6 +101,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 name,
                 done.info.run_id,
             )
+            if slurm_tasks() > 1:  # the other tasks skip it too
+                skipped = Handoff(resolved(cfg), None, metrics=dict(done.data.metrics))
+                publish(skipped, cfg.paths.output_dir)
             return dict(done.data.metrics)
 
     L.seed_everything(cfg.seed, workers=True)
@@ -121,20 +138,79 @@ def skips_finished(cfg: DictConfig) -> bool:
     return in_multirun() or cfg.resume is not False
 
 
-def _fit_and_test(
-    cfg: DictConfig, run: TrainingRun, datamodule: LandslideDataModule, interrupts: Interrupts
-) -> dict[str, float]:
+def follow(handoff: Handoff) -> dict[str, float]:
+    """Train and test as a rank > 0 of the owner's run (see :mod:`landslide.distributed`).
+
+    Builds the same data, network and trainer from the owner's resolved config and runs
+    the same fit and test, so every collective operation has its partner; writes nothing.
+
+    Returns:
+        This rank's view of the final metrics (synchronised ones equal the owner's).
+    """
+    if handoff.run_id is None:  # the owner skipped the setting
+        return dict(handoff.metrics)
+    assert handoff.checkpoint_dir is not None  # a claimed run has one
+    cfg = OmegaConf.create(handoff.config)
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule: LandslideDataModule = instantiate_config(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    task, _, trainer, checkpoint = _trainer_parts(
+        cfg, datamodule, handoff.run_id, Path(handoff.checkpoint_dir), Interrupts()
+    )
+    if cfg.compile:
+        task.model.compile()
+    trainer.fit(task, datamodule=datamodule, ckpt_path=handoff.resume_from, weights_only=True)
+    best = checkpoint.best_model_path  # the owner's: the monitored loss is synchronised
+    trainer.test(task, datamodule=datamodule, ckpt_path=best, verbose=False, weights_only=True)
+    return {k: float(v) for k, v in trainer.callback_metrics.items()}
+
+
+def follow_handoff() -> None:
+    """Join the run :data:`~landslide.distributed.HANDOFF_ENV` names (a rank Lightning started)."""
+    follow(read_handoff(os.environ[HANDOFF_ENV]))
+
+
+def _trainer_parts(
+    cfg: DictConfig,
+    datamodule: LandslideDataModule,
+    run_id: str,
+    checkpoint_dir: Path,
+    interrupts: Interrupts,
+) -> tuple[SegmentationTask, RunLogger, L.Trainer, ModelCheckpoint]:
+    """The task, logger, trainer and kept-checkpoint callback of run ``run_id``."""
     task: SegmentationTask = instantiate_config(
         cfg.task, test_domains=datamodule.test_domains, bands=list(datamodule.bands)
     )
-    logger: RunLogger = instantiate_config(cfg.logger, run_id=run.run_id)
+    logger: RunLogger = instantiate_config(cfg.logger, run_id=run_id)
     callbacks: list[Callback] = [instantiate_config(c) for c in cfg.callbacks.values()]
     checkpoint = next(c for c in callbacks if isinstance(c, ModelCheckpoint))
-    checkpoint.dirpath = str(run.checkpoint_dir)
-    callbacks += [RunState(run.run_id), StopAtBatchEnd(interrupts)]
+    checkpoint.dirpath = str(checkpoint_dir)
+    callbacks += [RunState(run_id), StopAtBatchEnd(interrupts)]
+    placement = {}
+    device = joblib_device(cfg.trainer.accelerator, cfg.trainer.devices)
+    if device is not None:  # a joblib sweep's job on a machine with several GPUs
+        placement["devices"] = device
     trainer: L.Trainer = instantiate_config(
-        cfg.trainer, logger=logger, callbacks=callbacks, plugins=[AtomicCheckpointIO()]
+        cfg.trainer,
+        logger=logger,
+        callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()],
+        **placement,
     )
+    return task, logger, trainer, checkpoint
+
+
+def _fit_and_test(
+    cfg: DictConfig, run: TrainingRun, datamodule: LandslideDataModule, interrupts: Interrupts
+) -> dict[str, float]:
+    task, logger, trainer, checkpoint = _trainer_parts(
+        cfg, datamodule, run.run_id, run.checkpoint_dir, interrupts
+    )
+    if trainer.world_size > 1:  # tell the other ranks which run they train
+        resume_from = str(run.resume_from) if run.resume_from else None
+        handoff = Handoff(resolved(cfg), run.run_id, str(run.checkpoint_dir), resume_from)
+        publish(handoff, cfg.paths.output_dir)
 
     client, run_id = logger.experiment, run.run_id
     datasets = run_datasets(datamodule)

@@ -6,10 +6,12 @@ child then runs the script as ``__main__`` with its own argv, folder and environ
 output in a log file. A child can be signalled (SIGTERM, SIGKILL) like any process.
 """
 
+import atexit
 import multiprocessing
 import os
 import runpy
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -43,9 +45,18 @@ def _run_script(
     os.dup2(fd, 2)
     sys.stdout = open(1, "w", buffering=1, closefd=False)
     sys.stderr = open(2, "w", buffering=1, closefd=False)
-    sys.argv = [script, *argv]
+    # The script's absolute path, as `python /path/to/train.py` gives: Lightning's DDP
+    # starts its other ranks by running sys.argv[0] again.
+    sys.argv = [str(ROOT / script), *argv]
     sys.path.insert(0, str(ROOT))
-    runpy.run_path(str(ROOT / script), run_name="__main__")
+    try:
+        runpy.run_path(str(ROOT / script), run_name="__main__")
+    finally:
+        # What an interpreter's exit runs, which a multiprocessing child skips: without it,
+        # joblib's idle workers (stopped from threading's exit hooks) keep it alive for
+        # their five-minute timeout.
+        threading._shutdown()  # type: ignore[attr-defined]  # the interpreter's own call
+        atexit._run_exitfuncs()
 
 
 @dataclass

@@ -1,5 +1,6 @@
-"""What MLflow users meet: a real ``mlflow server`` over a store written by a ``train.py``
-sweep, read through its REST API, and the logged model loaded by MLflow alone."""
+"""What MLflow users meet, and how a shared tracking server is used: a real ``mlflow server``
+that a ``train.py`` sweep (two jobs at once, joblib launcher) logs to and ``report.py`` reads
+back, read through its REST API, and the logged model loaded by MLflow alone."""
 
 import json
 import os
@@ -31,8 +32,8 @@ REGISTERED = "palu-mapper"
 
 
 class Store(NamedTuple):
-    """A store written by a sweep, a server reading it, and a fresh process that
-    loads a logged model with MLflow alone and predicts."""
+    """A tracking server a sweep logged to, a fresh process that loads a logged model with
+    MLflow alone and predicts, and the log of ``report.py`` reading the server."""
 
     root: Path
     uri: str
@@ -40,6 +41,7 @@ class Store(NamedTuple):
     image: np.ndarray
     predicted: subprocess.Popen[str]
     model_run_id: str
+    report_log: str
 
 
 def free_port() -> int:
@@ -50,53 +52,61 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory, small_world: Path) -> Iterator[Store]:
-    """``train.py -m seed=1`` (a sweep of one job) with registration and system metrics, then
-    ``mlflow server``."""
+    """A real ``mlflow server`` (SQLite store, artifacts it serves), then a two-job sweep run
+    by the joblib launcher (two jobs at once) that logs to it, with registration and system
+    metrics, then ``report.py`` reading it back."""
     root = tmp_path_factory.mktemp("mlflow_ui")
-    argv = [
-        "-m",
-        *SMALL,
-        f"paths.data_dir={small_world}",
-        "seed=1",
-        f"logger.register_as={REGISTERED}",
-        "logger.system_metrics=true",
-        "logger.system_metrics_interval_s=1",
-    ]
-    # Given explicitly: MLflow sets MLFLOW_TRACKING_URI in a process that trained before.
-    uri = f"sqlite:///{root}/mlruns/mlflow.db"
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
-    code, output = run("train.py", argv, root, env=env)
-    assert code == 0, output
-    # Started now, so that its imports overlap the server's start (each takes one core).
-    image, predicted, model_run_id = start_prediction(uri, root)
+    (root / "mlruns").mkdir()
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri,
-         "--default-artifact-root", str(root / "mlruns" / "artifacts"),
+        [sys.executable, "-m", "mlflow", "server",
+         "--backend-store-uri", f"sqlite:///{root}/mlruns/mlflow.db",
+         "--artifacts-destination", str(root / "mlruns" / "artifacts"),
          "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
         cwd=root,
-        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    api = f"http://127.0.0.1:{port}/api/2.0/mlflow"
+    uri = f"http://127.0.0.1:{port}"
+    api = f"{uri}/api/2.0/mlflow"
+    predicted = None
     try:
         deadline = time.monotonic() + 120
         while True:
             try:
-                if requests.get(f"http://127.0.0.1:{port}/health", timeout=2).ok:
+                if requests.get(f"{uri}/health", timeout=2).ok:
                     break
             except requests.RequestException:  # not listening yet, or starting up
                 pass
             assert server.poll() is None, "mlflow server exited"
             assert time.monotonic() < deadline, "mlflow server did not answer in 120 s"
             time.sleep(0.5)
-        yield Store(root, uri, api, image, predicted, model_run_id)
+        argv = [
+            "-m",
+            *SMALL,
+            f"paths.data_dir={small_world}",
+            "seed=1,2",
+            "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=2",
+            f"logger.tracking_uri={uri}",
+            f"logger.register_as={REGISTERED}",
+            "logger.system_metrics=true",
+            "logger.system_metrics_interval_s=1",
+        ]
+        # Given explicitly: MLflow sets MLFLOW_TRACKING_URI in a process that trained before.
+        env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+        code, output = run("train.py", argv, root, env=env)
+        assert code == 0, output
+        image, predicted, model_run_id = start_prediction(uri, root)
+        code, output = run("report.py", [], root, env=env)
+        assert code == 0, output
+        yield Store(root, uri, api, image, predicted, model_run_id, output)
     finally:
         server.terminate()
         server.wait(30)
-        predicted.kill()
-        predicted.wait(30)
+        if predicted is not None:
+            predicted.kill()
+            predicted.wait(30)
 
 
 PREDICT = """
@@ -136,14 +146,14 @@ def start_prediction(uri: str, root: Path) -> tuple[np.ndarray, subprocess.Popen
     return image, process, run_.info.run_id
 
 
-def get(store: Store, path: str, **params: Any) -> dict[str, Any]:
-    response = requests.get(f"{store.api}/{path}", params=params, timeout=30)
+def get(store: Store, endpoint: str, **params: Any) -> dict[str, Any]:
+    response = requests.get(f"{store.api}/{endpoint}", params=params, timeout=30)
     assert response.ok, response.text
     return response.json()
 
 
-def post(store: Store, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    response = requests.post(f"{store.api}/{path}", json=body, timeout=30)
+def post(store: Store, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
+    response = requests.post(f"{store.api}/{endpoint}", json=body, timeout=30)
     assert response.ok, response.text
     return response.json()
 
@@ -166,7 +176,8 @@ def test_the_ui_opens_training_runs_with_tags_descriptions_and_datasets(store: S
     experiment, runs = experiment_runs(store)
     assert tags(experiment)["mlflow.experimentKind"] == "custom_model_development"
     trained = training_runs(runs)
-    assert [r["info"]["run_name"] for r in trained] == ["resu_senet-ib350j350-seed1"]
+    names = sorted(r["info"]["run_name"] for r in trained)
+    assert names == ["resu_senet-ib350j350-seed1", "resu_senet-ib350j350-seed2"]
     for run_ in trained:
         run_tags = tags(run_["data"])
         assert run_["info"]["status"] == "FINISHED"
@@ -229,7 +240,7 @@ def test_each_run_has_a_registered_model_with_its_test_metrics(store: Store) -> 
         found = get(store, "model-versions/search", filter=run_filter)["model_versions"]
         assert [v["name"] for v in found] == [REGISTERED]
         versions.append(int(found[0]["version"]))
-    assert versions == [1]
+    assert sorted(versions) == [1, 2]
 
 
 def test_a_sweep_is_one_parent_run_with_its_jobs_as_children(store: Store) -> None:
@@ -241,9 +252,10 @@ def test_a_sweep_is_one_parent_run_with_its_jobs_as_children(store: Store) -> No
     children = [
         r for r in runs if tags(r["data"]).get("mlflow.parentRunId") == parent["info"]["run_id"]
     ]
-    assert len(children) == 1
+    assert len(children) == 2
     params = {p["key"]: p["value"] for p in parent["data"].get("params", [])}
-    assert any("seed=1" in v for v in params.values()), params
+    assert params["sweep.launcher"].endswith("JoblibLauncher")
+    assert "seed=1,2" in params["sweep.overrides"].split()
 
 
 def test_the_logged_model_loads_with_mlflow_alone_and_maps_like_the_checkpoint(
@@ -263,3 +275,24 @@ def test_the_logged_model_loads_with_mlflow_alone_and_maps_like_the_checkpoint(
         expected = task(torch.from_numpy(store.image)).sigmoid().numpy()
     assert served.shape == (2, 40, 56)
     np.testing.assert_allclose(served, expected, rtol=0, atol=1e-6)
+
+
+def test_a_joblib_sweep_logs_two_runs_at_once_to_the_server_and_the_report_reads_them(
+    store: Store,
+) -> None:
+    experiment, runs = experiment_runs(store)
+    # The server keeps the artifacts (a local path would be this machine's only).
+    assert experiment["artifact_location"].startswith("mlflow-artifacts:")
+    trained = training_runs(runs)
+    assert len({r["info"]["run_id"] for r in trained}) == 2
+    assert all(tags(r["data"]).get("landslide.complete") == "true" for r in trained)
+    first, second = sorted(trained, key=lambda r: int(r["info"]["start_time"]))
+    # Run side by side: the second started before the first ended.
+    assert int(second["info"]["start_time"]) < int(first["info"]["end_time"])
+
+    assert "Report of 2 runs" in store.report_log
+    reports = get(store, "experiments/get-by-name", experiment_name="reports")["experiment"]
+    (report,) = post(store, "runs/search", {"experiment_ids": [reports["experiment_id"]]})["runs"]
+    assert report["info"]["status"] == "FINISHED"
+    listed = get(store, "artifacts/list", run_id=report["info"]["run_id"], path="report")
+    assert "report/report.md" in {f["path"] for f in listed.get("files", [])}

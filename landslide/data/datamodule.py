@@ -33,6 +33,7 @@ from landslide.data.sampling import (
     sample_pool,
     validation_size,
 )
+from landslide.data.shards import BatchShardSampler
 from landslide.errors import DataError
 from landslide.layout import KNOWN, UNKNOWN, DomainFiles
 
@@ -351,10 +352,20 @@ class LandslideDataModule(L.LightningDataModule):
         )
 
     def _loader(self, dataset: Dataset[dict[str, Tensor]], shuffle: bool) -> DataLoader:
+        sampler = None
+        trainer = self.trainer
+        if not shuffle and trainer is not None and trainer.world_size > 1:
+            # Under DDP each process evaluates its own whole batches, each sample once (see
+            # landslide.data.shards); training batches get Lightning's automatic, seeded
+            # DistributedSampler.
+            sampler = BatchShardSampler(
+                dataset, self.batch_size, trainer.world_size, trainer.global_rank
+            )
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
             shuffle=shuffle,
+            sampler=sampler,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             collate_fn=collate_samples,
