@@ -2,7 +2,7 @@
 would every paper table with three seeds take at the paper's budget? Side by side in one run.
 
     uv run python benchmarks/sweep.py [--experiment table6] [--jobs 1,2] [--train-batches 4]
-        [--accelerator cpu|gpu] [--seeds 3]
+        [--trainer quick] [--accelerator cpu|gpu] [--seeds 3]
 
 1. *Serial against parallel.* ``train.py -m experiment=<experiment>`` runs at a fixed short
    budget (one epoch of ``--train-batches`` training batches, a few validation and test
@@ -44,6 +44,7 @@ from omegaconf import DictConfig
 from landslide.config import compose_config
 from landslide.data.datamodule import LandslideDataModule
 from landslide.data.sampling import validation_size
+from landslide.lifecycle import is_sweep
 
 PAPER_EXPERIMENTS = ("table6", "mixes", "table10", "extreme_ratios")
 RATIO_SWEEP = "ratio_sweep"
@@ -128,7 +129,7 @@ def launch(
     client = mlflow.MlflowClient(f"sqlite:///{scratch / 'mlruns' / 'mlflow.db'}")
     experiment_ids = [e.experiment_id for e in client.search_experiments()]
     runs = client.search_runs(experiment_ids)
-    return wall, sum(run.info.status == "FINISHED" for run in runs)
+    return wall, sum(run.info.status == "FINISHED" and not is_sweep(run) for run in runs)
 
 
 def run_seconds(setting: Setting, epochs: int, steps: dict[str, tuple[float, float]]) -> float:
@@ -145,6 +146,9 @@ def main() -> None:
     parser.add_argument("--experiment", default="table6", help="the experiment launched")
     parser.add_argument("--jobs", default="1,2", help="parallel jobs per launch, e.g. 1,2,4")
     parser.add_argument("--train-batches", type=int, default=4, help="per job (one epoch)")
+    parser.add_argument(
+        "--trainer", default=None, help="launch at this trainer= profile (e.g. quick) instead"
+    )
     parser.add_argument("--accelerator", default="cpu", choices=["cpu", "gpu"])
     parser.add_argument("--seeds", type=int, default=3, help="seeds per setting, projected")
     parser.add_argument("--steps", type=int, default=3, help="timed steps per network")
@@ -168,6 +172,22 @@ def main() -> None:
         f"++trainer.limit_test_batches={SHORT_TEST_BATCHES}",
         "trainer.enable_progress_bar=false",
     ]
+    train_batches, val_batches, test_batches = (
+        args.train_batches,
+        SHORT_VAL_BATCHES,
+        SHORT_TEST_BATCHES,
+    )
+    if args.trainer:  # a profile's own budget, e.g. trainer=quick
+        budget = [f"trainer={args.trainer}", "trainer.enable_progress_bar=false"]
+        profile = compose_config(budget, root_dir=ROOT).trainer
+        limits = (
+            profile.limit_train_batches,
+            profile.limit_val_batches,
+            profile.limit_test_batches,
+        )
+        if profile.max_epochs != 1 or not all(isinstance(n, int) for n in limits):
+            raise SystemExit(f"--trainer {args.trainer}: needs 1 epoch and batch counts as limits")
+        train_batches, val_batches, test_batches = limits
     walls: dict[int, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for n in jobs:
@@ -185,8 +205,10 @@ def main() -> None:
     steps = {m: step_seconds(make_task(m, device), batch, device, args.steps)[:2] for m in models}
 
     # A job's fixed cost: the serial launch's wall time less its network time.
+    n_tests = len(datamodule.test_domains)
     short = [
-        Setting(s.model, s.mix, s.seed, args.train_batches, SHORT_VAL_BATCHES, SHORT_TEST_BATCHES)
+        # limit_test_batches holds for each test domain's loader
+        Setting(s.model, s.mix, s.seed, train_batches, val_batches, test_batches * n_tests)
         for s in launched
     ]
     serial = walls.get(1)
@@ -198,9 +220,9 @@ def main() -> None:
 
     print(f"\ndevice: {describe(device)}")
     print(
-        f"short budget: {args.experiment}, {len(launched)} jobs of 1 epoch, "
-        f"{args.train_batches} training, {SHORT_VAL_BATCHES} validation and "
-        f"{SHORT_TEST_BATCHES} test batches per domain"
+        f"short budget{f' (trainer={args.trainer})' if args.trainer else ''}: "
+        f"{args.experiment}, {len(launched)} jobs of 1 epoch, {train_batches} training, "
+        f"{val_batches} validation and {test_batches} test batches per domain"
     )
     print(f"{'jobs':>4} {'launcher':>8} {'wall s':>8} {'speed-up':>9}")
     for n, wall in walls.items():

@@ -134,8 +134,10 @@ def rank_runs(
     changed since (another world generator, a domain prepared again) are left out with a
     warning (see :func:`changed_data`).
     """
-    # By data config: the DataModule, built once, and its MMD once it is measured.
+    # By data config: the DataModule, built once, its provenance (a digest of every
+    # prepared domain's files), computed once, and its MMD once it is measured.
     datamodules: dict[str, LandslideDataModule] = {}
+    provenances: dict[str, dict[str, str]] = {}
     mmds: dict[str, dict[str, float]] = {}
     candidates = []
     for run in runs:
@@ -157,8 +159,9 @@ def rank_runs(
                 cfg.data, "data", f"run {run.info.run_id} config.yaml: "
             )
             datamodules[key].prepare_data()
+            provenances[key] = datamodules[key].provenance()
         datamodule = datamodules[key]
-        changed = changed_data(run, datamodule.provenance())
+        changed = changed_data(run, provenances[key])
         if changed is not None:
             log.warning(
                 "skipping %s: trained on %s; retrain it to rank it", run.info.run_name, changed

@@ -156,31 +156,6 @@ def test_a_failure_after_fit_leaves_no_finished_run(
     assert collect_runs(mlflow.MlflowClient(uri)).empty
 
 
-def test_a_multirun_finishes_its_other_jobs_and_a_rerun_skips_them(
-    tmp_path: Path, small_world: Path
-) -> None:
-    uri = store_uri(tmp_path)
-    # One MLflow run per job; the third job asks for more Iburi samples than its pool holds
-    # and fails up front, without stopping the others.
-    args = ["-m", *train_args(small_world, "domain_mix.counts.iburi=200,350,900")]
-    code, output = entry_points.run("train.py", args, tmp_path, {"MLFLOW_TRACKING_URI": uri})
-    assert code == 1
-    assert "asks for 900 'iburi' samples" in output and "Traceback" not in output
-    runs = runs_of(uri)
-    assert sorted(r.info.run_name for r in runs) == [
-        "resu_senet-ib200j350-seed42",  # named after its counts, not the mix it overrode
-        "resu_senet-ib350j350-seed42",
-    ]
-    assert all(is_complete(r) and "test/palu/f1" in r.data.metrics for r in runs)
-    assert len(list(tmp_path.glob("multirun/*/*/1-resu_senet-ib350j350-seed42"))) == 1
-
-    code, output = entry_points.run("train.py", args, tmp_path, {"MLFLOW_TRACKING_URI": uri})
-    assert code == 1
-    for run in runs:
-        assert f"run {run.info.run_id} already completed this setting" in output
-    assert sorted(r.info.run_id for r in runs_of(uri)) == sorted(r.info.run_id for r in runs)
-
-
 def test_a_signal_during_the_loops_waits_for_the_batch_end() -> None:
     """Inside the fit and test loops a signal is only noted (it could strike inside an
     MLflow write and leave the store locked); it is raised at the next batch end."""

@@ -13,11 +13,12 @@ import pytest
 from entry_points import run
 from omegaconf import OmegaConf
 
-from landslide.config import instantiate_config
+from landslide.config import compose_config, instantiate_config
 from landslide.distributed import HANDOFF_ENV, global_rank, started_by_lightning
 from landslide.errors import ConfigError
 from landslide.lifecycle import is_complete, is_sweep
 from landslide.metrics import METRICS
+from landslide.schema import validate_train_config
 from landslide.task import SegmentationTask
 
 DOMAINS = ("iburi", "jiuzhaigou", "palu", "luding")
@@ -155,3 +156,12 @@ def test_a_slurm_sweep_dry_run_prints_a_valid_sbatch_array_and_runs_nothing(
     assert checked.returncode == 0, checked.stderr  # a valid shell script
     # Nothing ran: no store, no sweep folder, no job.
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".log")) == []
+
+
+def test_a_multi_process_job_under_joblib_is_refused_in_one_line(tmp_path: Path) -> None:
+    """joblib runs each job in a worker process, from which Lightning cannot start ranks."""
+    cfg = compose_config(["trainer=ddp", "hydra/launcher=joblib"], root_dir=tmp_path)
+    with pytest.raises(ConfigError, match=r"^trainer.devices=2: hydra/launcher=joblib runs"):
+        validate_train_config(cfg)
+    validate_train_config(compose_config(["hydra/launcher=joblib"], root_dir=tmp_path))
+    validate_train_config(compose_config(["trainer=ddp"], root_dir=tmp_path))

@@ -64,10 +64,15 @@ def test_a_multirun_is_a_parent_run_and_a_report_can_read_one_sweep(
     args = ["-m", *SMALL, f"paths.data_dir={small_world}", SWEPT]
     code, output = entry_points.run("train.py", args, tmp_path, env)
     assert code == 1, output[-3000:]  # a job failed: the sweep says so at the end
+    # ... in one line, without stopping the other job (it ran first) or a traceback.
+    assert "asks for 900 'iburi' samples" in output and "Traceback" not in output
     client = mlflow.MlflowClient(uri)
 
     (parent,) = sweeps_of(client)
     (child,) = [r for r in runs_of(client) if r.data.tags.get(KIND) != "sweep"]
+    # Named after its counts, not after the mix it overrode.
+    assert child.info.run_name == "resu_senet-ib200j350-seed42"
+    assert "test/palu/f1" in child.data.metrics
     sweep_id = parent.data.tags[SWEEP_ID]
     assert parent.info.run_name == f"sweep-{sweep_id}"
     assert parent.info.status == "FAILED"
@@ -101,6 +106,7 @@ def test_a_multirun_is_a_parent_run_and_a_report_can_read_one_sweep(
     again = [*args[:-1], "domain_mix.counts.iburi=200"]
     code, output = entry_points.run("train.py", again, tmp_path, env)
     assert code == 0, output[-3000:]
+    assert f"run {child.info.run_id} already completed this setting" in output
     first, second = sweeps_of(client)
     assert first.info.run_id == parent.info.run_id
     assert second.info.status == "FINISHED" and "landslide.error" not in second.data.tags
