@@ -19,7 +19,13 @@ from landslide.training import train
 
 SMALL_WORLD = ["data.world.size=384", "data.patch_size=32"]
 SMALL_TRAINING = ["trainer=quick", "model.net.widths=[8,16,32,64]"]
-FAST_MAP = ["window=128", "overlap=32", "progress=false", "selection.max_patches=40"]
+FAST_MAP = [
+    "window=128",
+    "overlap=32",
+    "progress=false",
+    "selection.max_patches=40",
+    "selection.pixels=500",
+]
 
 
 @pytest.fixture(scope="module")

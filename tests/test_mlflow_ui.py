@@ -33,7 +33,8 @@ REGISTERED = "palu-mapper"
 
 class Store(NamedTuple):
     """A tracking server a sweep logged to, a fresh process that loads a logged model with
-    MLflow alone and predicts, and the log of ``report.py`` reading the server."""
+    MLflow alone and predicts, and the logs of ``report.py`` and ``select_model.py`` reading
+    the server."""
 
     root: Path
     uri: str
@@ -42,6 +43,7 @@ class Store(NamedTuple):
     predicted: subprocess.Popen[str]
     model_run_id: str
     report_log: str
+    selection_log: str
 
 
 def free_port() -> int:
@@ -54,7 +56,7 @@ def free_port() -> int:
 def store(tmp_path_factory: pytest.TempPathFactory, small_world: Path) -> Iterator[Store]:
     """A real ``mlflow server`` (SQLite store, artifacts it serves), then a two-job sweep run
     by the joblib launcher (two jobs at once) that logs to it, with registration and system
-    metrics, then ``report.py`` reading it back."""
+    metrics, then ``report.py`` and ``select_model.py`` reading it back."""
     root = tmp_path_factory.mktemp("mlflow_ui")
     (root / "mlruns").mkdir()
     port = free_port()
@@ -100,7 +102,11 @@ def store(tmp_path_factory: pytest.TempPathFactory, small_world: Path) -> Iterat
         image, predicted, model_run_id = start_prediction(uri, root)
         code, output = run("report.py", [], root, env=env)
         assert code == 0, output
-        yield Store(root, uri, api, image, predicted, model_run_id, output)
+        palu = small_world / "default_world" / "palu"
+        selection = [f"scene={palu}", "scene_name=palu", "max_patches=40", "pixels=300"]
+        code, selected = run("select_model.py", selection, root, env=env)
+        assert code == 0, selected
+        yield Store(root, uri, api, image, predicted, model_run_id, output, selected)
     finally:
         server.terminate()
         server.wait(30)
@@ -277,7 +283,7 @@ def test_the_logged_model_loads_with_mlflow_alone_and_maps_like_the_checkpoint(
     np.testing.assert_allclose(served, expected, rtol=0, atol=1e-6)
 
 
-def test_a_joblib_sweep_logs_two_runs_at_once_to_the_server_and_the_report_reads_them(
+def test_a_joblib_sweep_logs_two_runs_at_once_to_the_server_and_report_and_selection_read_them(
     store: Store,
 ) -> None:
     experiment, runs = experiment_runs(store)
@@ -291,6 +297,13 @@ def test_a_joblib_sweep_logs_two_runs_at_once_to_the_server_and_the_report_reads
     assert int(second["info"]["start_time"]) < int(first["info"]["end_time"])
 
     assert "Report of 2 runs" in store.report_log
+    # Model selection ranked both runs (they share their training data) from the server.
+    assert all(
+        "mmd/palu/mean" in {m["key"] for m in r["data"]["metrics"]}
+        for r in training_runs(experiment_runs(store)[1])
+    )
+    assert "resu_senet-ib350j350-seed1" in store.selection_log
+    assert "resu_senet-ib350j350-seed2" in store.selection_log
     reports = get(store, "experiments/get-by-name", experiment_name="reports")["experiment"]
     (report,) = post(store, "runs/search", {"experiment_ids": [reports["experiment_id"]]})["runs"]
     assert report["info"]["status"] == "FINISHED"

@@ -165,3 +165,28 @@ def test_a_multi_process_job_under_joblib_is_refused_in_one_line(tmp_path: Path)
         validate_train_config(cfg)
     validate_train_config(compose_config(["hydra/launcher=joblib"], root_dir=tmp_path))
     validate_train_config(compose_config(["trainer=ddp"], root_dir=tmp_path))
+
+
+def test_joblib_jobs_spread_over_the_gpus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Job k of a joblib sweep takes GPU k mod count; one GPU, CPU jobs and other launchers
+    are left to Lightning."""
+    import torch
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import read_write
+
+    from landslide.distributed import joblib_device
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    compose_config(["hydra/launcher=joblib"], root_dir=tmp_path)
+    hydra = HydraConfig.get()
+    for job, gpu in ((0, 0), (1, 1), (2, 0), (5, 1)):
+        with read_write(hydra):
+            hydra.job.num = job
+        assert joblib_device("gpu", 1) == [gpu]
+    assert joblib_device("auto", 1) == [1]
+    assert joblib_device("cpu", 1) is None and joblib_device("gpu", 2) is None
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert joblib_device("gpu", 1) is None
+    compose_config([], root_dir=tmp_path)  # the basic launcher
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert joblib_device("gpu", 1) is None
