@@ -100,9 +100,12 @@ class SegmentationTask(L.LightningModule):
         )
         # The losses' means over a set's batches, weighted by batch size. torchmetrics
         # sums them across DDP processes exactly; Lightning's own epoch mean divides by an
-        # integer mean of the processes' sample counts, which is off when they differ.
-        self.val_loss = MeanMetric()
-        self.test_losses = nn.ModuleDict({name: MeanMetric() for name in self.test_domains})
+        # integer mean of the processes' sample counts, which is off when they differ. A
+        # NaN loss stays NaN (nan_strategy="disable"), as on_validation_epoch_end expects.
+        self.val_loss = MeanMetric(nan_strategy="disable")
+        self.test_losses = nn.ModuleDict(
+            {name: MeanMetric(nan_strategy="disable") for name in self.test_domains}
+        )
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         """Build the ``optimizer`` spec (the paper's Adam if None) at ``lr``."""
