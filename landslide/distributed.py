@@ -26,6 +26,8 @@ compose its own config and output folder.
 import json
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -176,3 +178,23 @@ def joblib_device(accelerator: str, devices: Any) -> list[int] | None:
     if count < 2:
         return None
     return [int(hydra.job.num) % count]
+
+
+@contextmanager
+def isolated_training() -> Iterator[None]:
+    """Give the process back as it was before a training, for the next job of a multirun.
+
+    Lightning's DDP launcher leaves its variables (``LOCAL_RANK``, ``MASTER_PORT``, ...) in
+    the environment and the process group initialised: the next DDP job in this process
+    would take them for ranks started outside and talk to the previous job's exited ranks.
+    """
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+        os.environ.clear()
+        os.environ.update(saved)

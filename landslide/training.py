@@ -23,6 +23,7 @@ from landslide.distributed import (
     HANDOFF_ENV,
     Handoff,
     global_rank,
+    isolated_training,
     joblib_device,
     publish,
     read_handoff,
@@ -123,7 +124,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         resume=cfg.resume,
         tags=parent_tags(client.tracking_uri, experiment_id),  # a sweep's job: its parent
     )
-    with supervised(run) as interrupts:
+    with supervised(run) as interrupts, isolated_training():
         return _fit_and_test(cfg, run, datamodule, interrupts)
 
 

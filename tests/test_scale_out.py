@@ -49,25 +49,27 @@ def test_ddp_is_one_run_and_one_folder_with_the_single_process_test_metrics(
     uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
     (tmp_path / "mlruns").mkdir()
     env = {"MLFLOW_TRACKING_URI": uri}
-    # A multirun: left to Hydra, each extra rank would run the whole sweep again.
-    argv = ["-m", *SMALL_DDP, f"paths.data_dir={small_world}", "seed=1"]
+    # A multirun of two DDP jobs in one process: left to Hydra, each extra rank would run the
+    # whole sweep again; left to Lightning, the second job would reuse the first's ranks.
+    argv = ["-m", *SMALL_DDP, f"paths.data_dir={small_world}", "seed=1,2"]
     code, output = run("train.py", argv, tmp_path, env=env)
     assert code == 0, output
 
     client = mlflow.MlflowClient(uri)
     experiment = client.get_experiment_by_name("landslide")
     assert experiment is not None
-    runs = client.search_runs([experiment.experiment_id])
+    runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time"])
     trainings = [r for r in runs if not is_sweep(r)]
-    assert len(trainings) == 1 and len(runs) == 2  # one training run, one sweep parent
-    (training,) = trainings
-    assert training.info.status == "FINISHED" and is_complete(training)
+    assert len(trainings) == 2 and len(runs) == 3  # one run per training, one sweep parent
+    assert all(r.info.status == "FINISHED" and is_complete(r) for r in trainings)
+    training = trainings[0]
     assert training.data.params["trainer.strategy._target_"].endswith("DDPStrategy")
-    # One output folder: the job's, with one Hydra log; the other rank wrote none.
+    # One output folder a training: the job's, with one Hydra log; the other rank wrote none.
     assert not (tmp_path / "outputs").exists()
     (sweep,) = (tmp_path / "multirun").glob("*/*")
-    (job,) = [p for p in sweep.iterdir() if p.is_dir() and not p.name.startswith(".")]
-    assert [p.name for p in job.glob("*.log")] == ["train.log"]
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
+    assert [p.name[:2] for p in jobs] == ["0-", "1-"]
+    assert all([log.name for log in job.glob("*.log")] == ["train.log"] for job in jobs)
 
     # The same weights tested by one process on the same test sets.
     config = OmegaConf.load(
