@@ -107,12 +107,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 publish(skipped, cfg.paths.output_dir)
             return dict(done.data.metrics)
 
-    L.seed_everything(cfg.seed, workers=True)
-    datamodule: LandslideDataModule = instantiate_config(cfg.data)
     # Generate or check the data before a run exists: a bad raster is an input error, not
     # a failed run.
-    datamodule.prepare_data()
-    datamodule.setup("fit")
+    datamodule = _seeded_data(cfg)
 
     run = claim_run(
         client,
@@ -152,10 +149,7 @@ def follow(handoff: Handoff) -> dict[str, float]:
         return dict(handoff.metrics)
     assert handoff.checkpoint_dir is not None  # a claimed run has one
     cfg = OmegaConf.create(handoff.config)
-    L.seed_everything(cfg.seed, workers=True)
-    datamodule: LandslideDataModule = instantiate_config(cfg.data)
-    datamodule.prepare_data()
-    datamodule.setup("fit")
+    datamodule = _seeded_data(cfg)
     task, _, trainer, checkpoint = _trainer_parts(
         cfg, datamodule, handoff.run_id, Path(handoff.checkpoint_dir), Interrupts()
     )
@@ -165,6 +159,15 @@ def follow(handoff: Handoff) -> dict[str, float]:
     best = checkpoint.best_model_path  # the owner's: the monitored loss is synchronised
     trainer.test(task, datamodule=datamodule, ckpt_path=best, verbose=False, weights_only=True)
     return {k: float(v) for k, v in trainer.callback_metrics.items()}
+
+
+def _seeded_data(cfg: DictConfig) -> LandslideDataModule:
+    """Seed the run and build its data, generated or checked and set up for fitting."""
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule: LandslideDataModule = instantiate_config(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    return datamodule
 
 
 def follow_handoff() -> None:
