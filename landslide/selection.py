@@ -118,6 +118,32 @@ def legacy_data_config(cfg: DictConfig) -> DictConfig:
     return cfg
 
 
+def recorded_config(client: mlflow.MlflowClient, run: Run) -> DictConfig:
+    """A run's resolved config (its ``config.yaml`` artifact), its data section in today's form.
+
+    Raises:
+        ValueError: the file holds no config mapping.
+    """
+    with tempfile.TemporaryDirectory() as tmp, quiet_artifact_transfers():
+        path = client.download_artifacts(run.info.run_id, "config.yaml", tmp)
+        recorded = OmegaConf.load(path)
+    if not isinstance(recorded, DictConfig):
+        raise ValueError(
+            f"run {run.info.run_id} config.yaml: holds a list, not a config mapping; "
+            "delete the run or retrain it"
+        )
+    return legacy_data_config(recorded)
+
+
+def run_datamodule(cfg: DictConfig, run: Run) -> LandslideDataModule:
+    """The DataModule a run's recorded config builds, its data generated or checked."""
+    datamodule: LandslideDataModule = instantiate_trusted(
+        cfg.data, "data", f"run {run.info.run_id} config.yaml: "
+    )
+    datamodule.prepare_data()
+    return datamodule
+
+
 def rank_runs(
     client: mlflow.MlflowClient,
     runs: Sequence[Run],
@@ -141,24 +167,10 @@ def rank_runs(
     mmds: dict[str, dict[str, float]] = {}
     candidates = []
     for run in runs:
-        with (
-            tempfile.TemporaryDirectory() as tmp,
-            quiet_artifact_transfers(),
-        ):
-            path = client.download_artifacts(run.info.run_id, "config.yaml", tmp)
-            recorded = OmegaConf.load(path)
-        if not isinstance(recorded, DictConfig):
-            raise ValueError(
-                f"run {run.info.run_id} config.yaml: holds a list, not a config mapping; "
-                "delete the run or retrain it"
-            )
-        cfg = legacy_data_config(recorded)
+        cfg = recorded_config(client, run)
         key = json.dumps(OmegaConf.to_container(cfg.data, resolve=True), sort_keys=True)
         if key not in datamodules:
-            datamodules[key] = instantiate_trusted(
-                cfg.data, "data", f"run {run.info.run_id} config.yaml: "
-            )
-            datamodules[key].prepare_data()
+            datamodules[key] = run_datamodule(cfg, run)
             provenances[key] = datamodules[key].provenance()
         datamodule = datamodules[key]
         changed = changed_data(run, provenances[key])

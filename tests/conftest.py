@@ -72,3 +72,26 @@ def small_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cfg = compose_config(["data.world.size=512", f"paths.data_dir={root}"], root_dir=root)
     instantiate(cfg.data).prepare_data()
     return root
+
+
+#: A small default world and a small ResU-SENet trained in seconds (``trained_store``).
+SMALL_WORLD = ["data.world.size=384", "data.patch_size=32"]
+SMALL_TRAINING = ["trainer=quick", "model.net.widths=[8,16,32,64]"]
+
+
+@pytest.fixture(scope="session")
+def trained_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A project folder with a small default world and two finished training runs,
+    ``resu_senet-ib700-seed42`` and ``resu_senet-j700-seed42``, shared by the map and
+    explain tests (which add map runs and explanations, never change the two)."""
+    from landslide.config import compose_config
+    from landslide.training import train
+
+    root = tmp_path_factory.mktemp("project")
+    uri = f"sqlite:///{root}/mlruns/mlflow.db"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        for mix in ("ib700", "j700"):
+            overrides = [*SMALL_TRAINING, *SMALL_WORLD, f"domain_mix={mix}"]
+            train(compose_config(overrides, root_dir=root, output_dir=root / "out" / mix))
+    return root, uri

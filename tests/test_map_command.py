@@ -15,10 +15,7 @@ from landslide.config import CONF_DIR, compose_config
 from landslide.mapping.command import run_map
 from landslide.mapping.errors import MappingError
 from landslide.mapping.pipeline import OUTPUTS
-from landslide.training import train
 
-SMALL_WORLD = ["data.world.size=384", "data.patch_size=32"]
-SMALL_TRAINING = ["trainer=quick", "model.net.widths=[8,16,32,64]"]
 FAST_MAP = [
     "window=128",
     "overlap=32",
@@ -28,17 +25,9 @@ FAST_MAP = [
 ]
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """A project folder with a small default world and two finished training runs."""
-    root = tmp_path_factory.mktemp("project")
-    uri = f"sqlite:///{root}/mlruns/mlflow.db"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
-        for mix in ("ib700", "j700"):
-            overrides = [*SMALL_TRAINING, *SMALL_WORLD, f"domain_mix={mix}"]
-            train(compose_config(overrides, root_dir=root, output_dir=root / "out" / mix))
-    return root, uri
+@pytest.fixture
+def store(trained_store: tuple[Path, str]) -> tuple[Path, str]:
+    return trained_store
 
 
 def strict(constant: str) -> None:

@@ -46,6 +46,29 @@ class AnySizeSegmenter(nn.Module, ABC):
 
     total_stride: int = 1
 
+    def cam_layers(self) -> list[nn.Module]:
+        """The modules whose outputs are the network's last decoder features.
+
+        Grad-CAM (:mod:`landslide.explain.gradcam`) weighs these feature maps by the
+        gradient of the landslide score; several modules (parallel branches feeding the
+        classifier) are averaged. A new network names its own.
+
+        Raises:
+            NotImplementedError: the network does not name them.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} does not name its last decoder features; define "
+            "cam_layers() in its module to explain it with Grad-CAM"
+        )
+
+    def excitation_modules(self) -> dict[str, nn.Module]:
+        """Squeeze-and-excitation modules whose channel weights are worth reporting, by name.
+
+        :mod:`landslide.explain.excitation` averages their gates over patches. None by
+        default; ResU-SENet names its three skip modules.
+        """
+        return {}
+
     def forward(self, x: Tensor) -> Tensor:
         """Segment a batch of images.
 

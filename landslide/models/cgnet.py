@@ -232,6 +232,11 @@ class CGNet(AnySizeSegmenter):
         self.head = _conv(256, num_classes, 1)
 
     @override
+    def cam_layers(self) -> list[nn.Module]:
+        """Stage 3's output (1/8 of the input), which the head classifies."""
+        return [self.stage3_out]
+
+    @override
     def segment(self, x: Tensor) -> Tensor:
         injected_half = self.inject(x)
         injected_quarter = self.inject(injected_half)

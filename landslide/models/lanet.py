@@ -188,6 +188,11 @@ class LANet(AnySizeSegmenter):
         self.low_classifier = nn.Conv2d(64, num_classes, 1)
 
     @override
+    def cam_layers(self) -> list[nn.Module]:
+        """Both branches the classifiers read: the high-level and the embedded low-level."""
+        return [self.high_attention, self.embedding]
+
+    @override
     def segment(self, x: Tensor) -> Tensor:
         low = self.layer1(self.stem(x))
         high = self.high_attention(self.head(self.high_layers(low)))

@@ -205,6 +205,11 @@ class MACUNet(AnySizeSegmenter):
         self.head = nn.Conv2d(widths[0], num_classes, 1)
 
     @override
+    def cam_layers(self) -> list[nn.Module]:
+        """The finest decoder level, whose features the 1x1 head classifies."""
+        return [self.decoder[0]]
+
+    @override
     def segment(self, x: Tensor) -> Tensor:
         encoded = []
         for encode in self.encoder:

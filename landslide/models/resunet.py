@@ -107,6 +107,24 @@ class ResUNet(AnySizeSegmenter):
         self.head = nn.Conv2d(decoder_widths[-1], num_classes, 1)
 
     @override
+    def cam_layers(self) -> list[nn.Module]:
+        """The last decoder unit, whose features the 1x1 head classifies."""
+        return [self.decoder[-1]]
+
+    @override
+    def excitation_modules(self) -> dict[str, nn.Module]:
+        """The SE modules on the skips, finest first: ``stem``, ``encoder1``, ``encoder2``.
+
+        The paper reads them as weighing edge and colour, texture and semantic features.
+        """
+        names = ("stem", *(f"encoder{i}" for i in range(1, NUM_DOWNSAMPLINGS)))
+        return {
+            name: module
+            for name, module in zip(names, self.skip_attention, strict=True)
+            if isinstance(module, SqueezeExcitation)
+        }
+
+    @override
     def segment(self, x: Tensor) -> Tensor:
         skips = [self.stem(x)]
         for unit in self.encoder:
