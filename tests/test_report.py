@@ -61,6 +61,12 @@ def add_run(client, experiment_id, model, mix, seed, metrics, params=WORLD, stat
     client.set_terminated(run.info.run_id, status)
 
 
+def explained(**drops: float) -> dict[str, float]:
+    """The metrics explain.py logs for Palu: each band's F1 drop and IG share."""
+    metrics = {f"explain/palu/f1_drop/{band}": drop for band, drop in drops.items()}
+    return metrics | {f"explain/palu/ig_share/{band}": 0.5 for band in drops}
+
+
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> mlflow.MlflowClient:
     """One store for the module (creating an MLflow database takes seconds)."""
@@ -73,7 +79,8 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> mlflow.MlflowClient:
         "resu_senet",
         "ib700",
         1,
-        {"test/iburi/f1": 0.80, "test/iburi/mcc": 0.7, "mmd/palu/slope": 0.3},
+        {"test/iburi/f1": 0.80, "test/iburi/mcc": 0.7, "mmd/palu/slope": 0.3}
+        | explained(slope=0.2, post_ndvi=0.1),
     )
     add_run(
         client,
@@ -81,9 +88,17 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> mlflow.MlflowClient:
         "resu_senet",
         "ib700",
         2,
-        {"test/iburi/f1": 0.90, "test/iburi/mcc": 0.8, "mmd/palu/slope": 0.3},
+        {"test/iburi/f1": 0.90, "test/iburi/mcc": 0.8, "mmd/palu/slope": 0.3}
+        | explained(slope=0.4, post_ndvi=0.1),
     )
-    add_run(client, exp, "resu_senet", "j700", 1, {"mmd/palu/slope": 0.1})
+    add_run(
+        client,
+        exp,
+        "resu_senet",
+        "j700",
+        1,
+        {"mmd/palu/slope": 0.1} | explained(slope=0.05, post_ndvi=0.3),
+    )
     add_run(client, exp, "resunet", "ib700", 1, {"test/iburi/f1": 0.5}, status="FAILED")
     for iburi, f1 in ((0, 0.2), (700, 0.6)):
         for seed, delta in ((1, 0.0), (2, 0.1)):
@@ -141,6 +156,20 @@ def test_tables_put_our_numbers_beside_the_papers(store, report: Path) -> None:
     assert list(ratio["count"]) == [0, 700] and list(ratio["total"]) == [700, 700]
     assert list(ratio["test/palu/f1_ours"]) == pytest.approx([0.25, 0.65])
     assert list(ratio["test/palu/f1_ours_std"]) == pytest.approx([0.05, 0.05])
+
+
+def test_band_importance_compares_the_explained_settings(report: Path) -> None:
+    table = pd.read_csv(report.parent / "band_importance.csv")
+    ib700 = table.query("mix == 'ib700'").set_index("band")
+    assert ib700.loc["slope", "f1_drop"] == pytest.approx(0.3)
+    assert ib700.loc["slope", "f1_drop_std"] == pytest.approx(0.1)
+    assert ib700.loc["slope", "seeds"] == 2 and ib700.loc["slope", "ig_share"] == 0.5
+    assert list(table["band"][:2]) == ["slope", "post_ndvi"]  # the project's band order
+    text = report.read_text()
+    assert "| palu: network | mix | slope | post_ndvi | most needed |" in text
+    assert "| resu_senet | ib700 | 0.3000 ± 0.1000 | 0.1000 ± 0.0000 | slope |" in text
+    assert "| resu_senet | j700 | 0.0500 | 0.3000 | post_ndvi |" in text
+    assert (report.parent / "band_importance.png").stat().st_size > 10_000
 
 
 def test_report_is_logged_to_a_summary_run(store, report: Path, tmp_path: Path) -> None:

@@ -3,9 +3,10 @@
 The maintained ``grad-cam`` package (pytorch-grad-cam) computes them: the feature maps of
 the network's :meth:`~landslide.models.base.AnySizeSegmenter.cam_layers`, weighted by the
 spatial mean of the gradient of a landslide score, summed over channels, rectified, scaled
-up to the patch and to [0, 1] per patch (so a heatmap says where, not how strongly). The score is the landslide logit summed over the
-patch's *region*: its reference landslide pixels; where it has none, the pixels the model
-maps as landslide; where it maps none either, every labelled pixel.
+up to the patch and to [0, 1] per patch (so a heatmap says where, not how strongly). The
+score is the landslide logit summed over the patch's *region*: its reference landslide
+pixels; where it has none, the pixels the model maps as landslide; where it maps none
+either, every labelled pixel.
 """
 
 import numpy as np

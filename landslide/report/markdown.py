@@ -7,6 +7,7 @@ import pandas as pd
 
 from landslide.metrics import METRICS
 from landslide.report.tables import (
+    BAND_IMPORTANCE,
     CAPTIONS,
     METRIC_TABLES,
     MMD_TABLES,
@@ -120,6 +121,30 @@ def ratio_markdown(table: pd.DataFrame) -> list[str]:
     return tables
 
 
+def band_importance_markdown(table: pd.DataFrame) -> list[str]:
+    """The band importance, one Markdown table per test domain.
+
+    Rows are the explained settings (network and mix), cells each band's F1 drop when set
+    to its mean (± over seeds); the last column names the band whose loss hurts most.
+    """
+    bands = list(dict.fromkeys(table["band"]))
+    tables = []
+    for domain, part in table.groupby("domain", sort=False):
+        rows = []
+        for (model, mix), setting in part.groupby(["model", "mix"], sort=False):
+            by_band = setting.set_index("band")
+            cells = [
+                cell(by_band.at[b, "f1_drop"], by_band.at[b, "f1_drop_std"], by_band.at[b, "seeds"])
+                if b in by_band.index
+                else "—"
+                for b in bands
+            ]
+            rows.append([model, mix, *cells, str(by_band["f1_drop"].idxmax())])
+        header = [f"{domain}: network", "mix", *bands, "most needed"]
+        tables.append(markdown_table(header, rows))
+    return tables
+
+
 def introduction(runs: pd.DataFrame) -> list[str]:
     """The report's title, which runs and data it reads, and how to read its columns."""
     sources = sorted(runs["data"].unique()) if not runs.empty else []
@@ -206,4 +231,19 @@ def render_markdown(
         for table in ratio_markdown(ratio):
             lines += [table, ""]
         lines += figure(RATIO_SWEEP)
+
+    lines += ["## Beyond the paper: which bands matter (band ablation)", ""]
+    bands = tables[BAND_IMPORTANCE]
+    if bands.empty:
+        lines += ["No explained runs found (`python explain.py model=<run>`).", ""]
+    else:
+        lines += [
+            "F1 drop on each test domain when one band is set to its mean over the test"
+            " patches (`explain.py`; positive: the model needs the band). Compare rows to see"
+            " whether mixing changes which bands matter.",
+            "",
+        ]
+        for table in band_importance_markdown(bands):
+            lines += [table, ""]
+        lines += figure(BAND_IMPORTANCE)
     return "\n".join(lines)

@@ -14,6 +14,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from landslide.bands import BANDS  # noqa: E402
 from landslide.metrics import METRICS  # noqa: E402
 from landslide.report.tables import (  # noqa: E402
+    BAND_IMPORTANCE,
     CAPTIONS,
     METRIC_TABLES,
     MMD_TABLES,
@@ -109,6 +110,31 @@ def ratio_curve(table: pd.DataFrame) -> Figure:
     return fig
 
 
+def band_importance_heatmaps(table: pd.DataFrame) -> Figure:
+    """The band importance: per test domain, settings by bands, coloured by the F1 drop."""
+    domains = list(dict.fromkeys(table["domain"]))
+    bands = [b for b in BANDS if b in set(table["band"])] or list(dict.fromkeys(table["band"]))
+    settings = table[["model", "mix"]].drop_duplicates().shape[0]
+    fig, axes = plt.subplots(
+        1, len(domains), figsize=(4.5 * len(domains), 0.45 * settings + 2.4), squeeze=False
+    )
+    extent = float(np.nanmax(np.abs(table["f1_drop"]))) or 1.0
+    for ax, domain in zip(axes[0], domains, strict=True):
+        grid = table[table["domain"] == domain].pivot_table(
+            index=["model", "mix"], columns="band", values="f1_drop"
+        )
+        grid = grid.reindex(columns=bands)
+        image = ax.imshow(
+            grid.to_numpy(dtype=float), cmap="RdBu_r", vmin=-extent, vmax=extent, aspect="auto"
+        )
+        ax.set_xticks(range(len(bands)), bands, rotation=45, ha="right", fontsize=7)
+        ax.set_yticks(range(len(grid)), [f"{m} {x}" for m, x in grid.index], fontsize=7)
+        ax.set_title(f"tested on {domain}", fontsize=9)
+    fig.colorbar(image, ax=list(axes[0]), label="F1 drop with the band at its mean")
+    fig.suptitle("Which bands matter (explain.py, band ablation)")
+    return fig
+
+
 def draw_figures(tables: Mapping[str, pd.DataFrame]) -> Iterator[tuple[str, Figure]]:
     """The report's figures, one at a time (close each before the next is drawn).
 
@@ -117,7 +143,8 @@ def draw_figures(tables: Mapping[str, pd.DataFrame]) -> Iterator[tuple[str, Figu
 
     Yields:
         A figure's file name (its table's name, ``.png``) and the figure: bars for every
-        metric table, heatmaps for every MMD table, the ratio curve when there are ratio runs.
+        metric table, heatmaps for every MMD table, the ratio curve when there are ratio runs
+        and the band importance when runs were explained.
     """
     for table_id in METRIC_TABLES:
         name = paper_table_name(table_id)
@@ -127,3 +154,5 @@ def draw_figures(tables: Mapping[str, pd.DataFrame]) -> Iterator[tuple[str, Figu
         yield f"{name}.png", mmd_heatmaps(tables[name], CAPTIONS[table_id])
     if not tables[RATIO_SWEEP].empty:
         yield f"{RATIO_SWEEP}.png", ratio_curve(tables[RATIO_SWEEP])
+    if not tables[BAND_IMPORTANCE].empty:
+        yield f"{BAND_IMPORTANCE}.png", band_importance_heatmaps(tables[BAND_IMPORTANCE])

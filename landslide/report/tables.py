@@ -33,6 +33,9 @@ CAPTIONS = {
 #: (:func:`paper_table_name`).
 TEXT_RESULTS = "text_results"
 RATIO_SWEEP = "ratio_sweep"
+BAND_IMPORTANCE = "band_importance"
+#: Prefix of the band-importance metrics ``explain.py`` logs: ``explain/<domain>/<measure>/<band>``.
+EXPLAIN = "explain/"
 
 
 def paper_table_name(table: str) -> str:
@@ -178,14 +181,59 @@ def ratio_table(runs: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def band_importance_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Beyond the paper: which bands each setting relies on, from ``explain.py``'s metrics.
+
+    Returns:
+        One row per network, mix, test domain and band with a logged F1 drop: ``model``,
+        ``mix``, ``domain``, ``band``, ``f1_drop`` and ``f1_drop_std`` (over seeds),
+        ``ig_share`` (mean share of integrated gradients, NaN if not measured) and ``seeds``.
+        Empty when no run was explained.
+    """
+    columns = [c for c in runs.columns if c.startswith(EXPLAIN) and "/f1_drop/" in c]
+    if runs.empty or not columns:
+        return pd.DataFrame()
+    rows = []
+    for (model, mix), group in runs.groupby(["model", "mix"], sort=True):
+        for column in columns:
+            domain, _, band = column.removeprefix(EXPLAIN).split("/", 2)
+            drops = group[column].dropna()
+            if drops.empty:
+                continue
+            share = group.get(f"{EXPLAIN}{domain}/ig_share/{band}", pd.Series(dtype=float))
+            rows.append(
+                {
+                    "model": model,
+                    "mix": mix,
+                    "domain": domain,
+                    "band": band,
+                    "f1_drop": float(drops.mean()),
+                    "f1_drop_std": float(drops.std(ddof=0)),
+                    "ig_share": float(share.loc[drops.index].mean()),
+                    "seeds": int(drops.size),
+                }
+            )
+    if not rows:
+        return pd.DataFrame()
+    order = {band: i for i, band in enumerate(BANDS)}
+    table = pd.DataFrame(rows)
+    table["_order"] = table["band"].map(order).fillna(len(order))
+    return (
+        table.sort_values(["domain", "model", "mix", "_order"])
+        .drop(columns="_order")
+        .reset_index(drop=True)
+    )
+
+
 def build_tables(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Every table of the report, by name (file stem), in the report's order.
 
-    The metric tables, the figures quoted in the text, the MMD tables and the ratio sweep
-    (empty without ratio runs).
+    The metric tables, the figures quoted in the text, the MMD tables, the ratio sweep
+    (empty without ratio runs) and the band importance (empty without ``explain.py``).
     """
     tables = {paper_table_name(t): metric_table(runs, t) for t in METRIC_TABLES}
     tables[TEXT_RESULTS] = other_results_table(runs)
     tables |= {paper_table_name(t): mmd_table(runs, t) for t in MMD_TABLES}
     tables[RATIO_SWEEP] = ratio_table(runs)
+    tables[BAND_IMPORTANCE] = band_importance_table(runs)
     return tables
