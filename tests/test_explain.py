@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import entry_points
 import mlflow
 import numpy as np
 import pandas as pd
@@ -206,3 +207,9 @@ def test_explain_refuses_bad_input_in_one_line_before_writing(
     cfg = compose_explain(root, ["model=resu_senet-ib999-seed42"])
     with pytest.raises(ExplainError, match="model=resu_senet-ib999-seed42: no complete run"):
         run_explain(cfg)
+    # As a user meets it: one line and exit status 1.
+    code, output = entry_points.run("explain.py", ["model=missing/best.ckpt"], root)
+    assert code == 1
+    assert output.strip().splitlines()[-1] == (
+        "explain.py: model=missing/best.ckpt: no such checkpoint file"
+    )

@@ -60,8 +60,7 @@ def excitation_figure(gates: pd.DataFrame, title: str) -> Figure:
         gates: :func:`~landslide.explain.excitation.mean_gates` tables, concatenated.
         title: the figure's title.
     """
-    domains = list(dict.fromkeys(gates["domain"]))
-    modules = list(dict.fromkeys(gates["module"]))
+    domains, modules = _in_order(gates["domain"]), _in_order(gates["module"])
     fig, axes = plt.subplots(
         len(domains),
         len(modules),
@@ -94,8 +93,7 @@ def band_importance_figure(table: pd.DataFrame, title: str) -> Figure:
         table: :func:`~landslide.explain.band_importance.importance_table` rows, concatenated.
         title: the figure's title.
     """
-    domains = list(dict.fromkeys(table["domain"]))
-    bands = list(dict.fromkeys(table["band"]))
+    domains, bands = _in_order(table["domain"]), _in_order(table["band"])
     fig, axes = plt.subplots(1, 2, figsize=(12, 4), squeeze=False)
     width = 0.8 / len(domains)
     x = np.arange(len(bands))
@@ -113,3 +111,8 @@ def band_importance_figure(table: pd.DataFrame, title: str) -> Figure:
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def _in_order(values: pd.Series) -> list[str]:
+    """The distinct values of a column, in their first appearance's order."""
+    return list(dict.fromkeys(values))
