@@ -303,12 +303,16 @@ def _attributions(subject: Subject, samples: DomainSamples, settings: Settings) 
         settings.ig_steps,
         settings.batch_size,
     )
+    # Completeness: the band sums add up to the score's change; what is left over is the
+    # integral's error, as a share of that change.
+    relative = errors.abs() / attributions.sum(1).abs().clamp(min=1e-12)
     log.info(
-        "%s on %s: integrated gradients of %d patches, largest convergence error %.2g",
+        "%s on %s: integrated gradients of %d patches; convergence error at most %.1f%% of "
+        "the score's change (raise attribution.steps if large)",
         subject.label,
         samples.domain,
         len(chosen.indices),
-        float(errors.abs().max()),
+        100 * float(relative.max()),
     )
     return attributions.cpu()
 
