@@ -8,6 +8,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def safe_name(name: str) -> str:
+    """``name`` as one file or folder name (other characters than ``[A-Za-z0-9-_.]`` -> ``_``)."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "_"
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same folder."""
     path.parent.mkdir(parents=True, exist_ok=True)

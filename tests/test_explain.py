@@ -13,7 +13,8 @@ from torch import Tensor, nn
 from landslide.bands import BANDS
 from landslide.config import CONF_DIR, compose_config
 from landslide.explain.band_importance import ablation_drops, band_means, integrated_gradients
-from landslide.explain.command import ExplainError, run_explain
+from landslide.explain.command import run_explain
+from landslide.explain.errors import ExplainError
 from landslide.explain.excitation import excitation_gates, mean_gates
 from landslide.explain.gradcam import landslide_cams
 from landslide.models import CGNet, LANet, MACUNet, ResUNet, ResUSENet

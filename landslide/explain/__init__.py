@@ -6,5 +6,8 @@
   and by band ablation;
 - :mod:`~landslide.explain.samples`: the test patches they are measured on;
 - :mod:`~landslide.explain.figures`: the panel and the plots;
-- :mod:`~landslide.explain.command`: ``explain.py``, which logs it all to the run.
+- :mod:`~landslide.explain.subjects`: the models explained, with their runs and test data;
+- :mod:`~landslide.explain.settings`, :mod:`~landslide.explain.errors`: the knobs, the error;
+- :mod:`~landslide.explain.tracking`: the files written and what the run gets;
+- :mod:`~landslide.explain.command`: ``explain.py``, all of it in order.
 """

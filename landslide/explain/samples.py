@@ -9,7 +9,6 @@ from torch import Tensor
 
 from landslide.data.datamodule import LandslideDataModule
 from landslide.data.sampling import Patch
-from landslide.layout import IGNORED
 
 
 @dataclass(frozen=True)
@@ -89,8 +88,3 @@ def read_test_patches(
     images = torch.stack([item["image"] for item in items]).float()
     masks = torch.stack([item["mask"] for item in items]).to(torch.uint8)
     return DomainSamples(domain, images, masks, tuple(indices), tuple(patches[i] for i in indices))
-
-
-def labelled(masks: Tensor) -> Tensor:
-    """Which pixels are labelled (not :data:`~landslide.layout.IGNORED`)."""
-    return masks != IGNORED

@@ -8,6 +8,7 @@ from typing import Any
 import mlflow
 from omegaconf import DictConfig, OmegaConf
 
+from landslide.files import safe_name
 from landslide.mapping.errors import MappingError
 from landslide.mapping.evaluate import MatchRule
 from landslide.mapping.pipeline import MapResult, MapSettings, map_scene
@@ -98,7 +99,7 @@ def run_map(cfg: DictConfig) -> MapResult:
         model = choice.model
         log.info("%s", choice.reason)
         scene.check_bands(model.bands, model.name)
-        out = Path(cfg.out_dir) / _safe(scene.name) / _safe(model.name)
+        out = Path(cfg.out_dir) / safe_name(scene.name) / safe_name(model.name)
         result = map_scene(model, scene, out, settings)
     if cfg.mlflow.log:
         run_id = log_map(
@@ -113,8 +114,3 @@ def run_map(cfg: DictConfig) -> MapResult:
         log.info("logged to MLflow experiment %s, run %s", cfg.mlflow.experiment, run_id)
     log.info("map written to %s", result.folder)
     return result
-
-
-def _safe(name: str) -> str:
-    """A name usable as one folder name."""
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "_"
