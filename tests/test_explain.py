@@ -175,6 +175,10 @@ def test_explain_writes_and_logs_the_panel_the_gates_and_the_bands(
     history = client.get_metric_history(run.info.run_id, "se/palu/encoder1/landslide")
     assert sorted(m.step for m in history) == list(range(16))
     assert all(0.0 < m.value < 1.0 for m in history)
+    gates = pd.read_csv(ib700.folder / "se_gates.csv")
+    palu = gates[(gates["domain"] == "palu") & (gates["module"] == "encoder1")]
+    contrast = (palu["landslide"] - palu["background"]).abs().mean()
+    assert metrics["se/palu/encoder1/contrast"] == pytest.approx(contrast)
     assert "landslide.explained" in run.data.tags
 
     # Written where the config says, the same numbers as logged.

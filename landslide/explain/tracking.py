@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from mlflow.entities import Metric, Run
 from omegaconf import OmegaConf
 
+from landslide.explain.excitation import BACKGROUND, LANDSLIDE
 from landslide.explain.figures import band_importance_figure, excitation_figure
 from landslide.explain.settings import Settings
 from landslide.explain.subjects import Subject
@@ -98,7 +99,11 @@ def band_markdown(bands: pd.DataFrame) -> str:
 
 
 def explain_metrics(bands: pd.DataFrame, gates: pd.DataFrame) -> list[Metric]:
-    """The explanation as MLflow metrics (SE gates with one step per channel)."""
+    """The explanation as MLflow metrics.
+
+    Band importance per domain and band; SE gates with one step per channel, and per module
+    their contrast (the mean absolute difference between landslide and other patches).
+    """
     now = int(datetime.now(UTC).timestamp() * 1000)
     metrics = []
     for domain, part in bands.groupby("domain", sort=False):
@@ -110,11 +115,18 @@ def explain_metrics(bands: pd.DataFrame, gates: pd.DataFrame) -> list[Metric]:
                     Metric(f"explain/{domain}/ig_share/{row.band}", row.ig_share, now, 0)
                 )
     for row in gates.itertuples():
-        for kind in ("landslide", "background"):
+        for kind in (LANDSLIDE, BACKGROUND):
             value = float(getattr(row, kind))
             if not np.isnan(value):
                 key = f"se/{row.domain}/{row.module}/{kind}"
                 metrics.append(Metric(key, value, now, int(row.channel)))
+    if not gates.empty:
+        # How differently a module gates landslide and other patches: one number to compare
+        # modules and domains by.
+        contrast = gates.groupby(["domain", "module"], sort=False)["difference"]
+        for (domain, module), value in contrast.apply(lambda d: d.abs().mean()).items():
+            if not np.isnan(value):
+                metrics.append(Metric(f"se/{domain}/{module}/contrast", float(value), now, 0))
     return metrics
 
 
