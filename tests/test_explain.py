@@ -17,6 +17,7 @@ from landslide.explain.command import run_explain
 from landslide.explain.errors import ExplainError
 from landslide.explain.excitation import excitation_gates, mean_gates
 from landslide.explain.gradcam import landslide_cams
+from landslide.explain.subjects import load_subject
 from landslide.models import CGNet, LANet, MACUNet, ResUNet, ResUSENet
 from landslide.models.base import AnySizeSegmenter
 
@@ -218,3 +219,21 @@ def test_explain_refuses_bad_input_in_one_line_before_writing(
     assert output.strip().splitlines()[-1] == (
         "explain.py: model=missing/best.ckpt: no such checkpoint file"
     )
+
+
+def test_a_checkpoint_path_is_explained_with_its_runs_test_data(
+    trained_store: tuple[Path, str],
+) -> None:
+    root, uri = trained_store
+    client = mlflow.MlflowClient(uri)
+    (run,) = client.search_runs(
+        [client.get_experiment_by_name("landslide").experiment_id],
+        "attributes.run_name = 'resu_senet-j700-seed42'",
+    )
+    (checkpoint,) = (root / "out" / "j700").rglob("epoch*.ckpt")
+    subject = load_subject(
+        client, str(checkpoint), ["landslide"], root / "work", torch.device("cpu")
+    )
+    assert subject.run.info.run_id == run.info.run_id  # the run id written in the checkpoint
+    assert subject.label == "resu_senet j700 seed 42"
+    assert subject.data.test_domains == ["iburi", "jiuzhaigou", "palu", "luding"]
