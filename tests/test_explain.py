@@ -157,16 +157,19 @@ def test_explain_writes_and_logs_the_panel_the_gates_and_the_bands(
     run = client.get_run(ib700.run_id)
     assert run.info.run_name == "resu_senet-ib700-seed42" and run.info.status == "FINISHED"
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "explain")}
-    assert {
-        "explain/gradcam_iburi.png",
-        "explain/gradcam_palu.png",
+    assert artifacts == {
+        "explain/iburi",
+        "explain/palu",
         "explain/se_gates.png",
-        "explain/se_gates.csv",
-        "explain/band_importance.csv",
         "explain/band_importance.png",
         "explain/band_importance.md",
         "explain/settings.yaml",
-    } <= artifacts
+    }
+    per_domain = {a.path for a in client.list_artifacts(run.info.run_id, "explain/palu")}
+    assert per_domain == {
+        f"explain/palu/{name}"
+        for name in ("gradcam.png", "band_importance.csv", "se_gates.csv", "settings.yaml")
+    }
     metrics = run.data.metrics
     for domain in ("iburi", "palu"):
         for band in BANDS:
@@ -176,17 +179,16 @@ def test_explain_writes_and_logs_the_panel_the_gates_and_the_bands(
     history = client.get_metric_history(run.info.run_id, "se/palu/encoder1/landslide")
     assert sorted(m.step for m in history) == list(range(16))
     assert all(0.0 < m.value < 1.0 for m in history)
-    gates = pd.read_csv(ib700.folder / "se_gates.csv")
-    palu = gates[(gates["domain"] == "palu") & (gates["module"] == "encoder1")]
+    gates = pd.read_csv(ib700.folder / "palu" / "se_gates.csv")
+    palu = gates[gates["module"] == "encoder1"]
     contrast = (palu["landslide"] - palu["background"]).abs().mean()
     assert metrics["se/palu/encoder1/contrast"] == pytest.approx(contrast)
     assert "landslide.explained" in run.data.tags
 
     # Written where the config says, the same numbers as logged.
-    bands = pd.read_csv(ib700.folder / "band_importance.csv")
     assert ib700.folder == root / "explained" / "resu_senet-ib700-seed42"
-    assert len(bands) == 2 * len(BANDS)
-    iburi = bands[bands["domain"] == "iburi"].set_index("band")
+    iburi = pd.read_csv(ib700.folder / "iburi" / "band_importance.csv").set_index("band")
+    assert list(iburi.index) == list(BANDS) and set(iburi["domain"]) == {"iburi"}
     assert iburi.loc["slope", "f1_drop"] == pytest.approx(metrics["explain/iburi/f1_drop/slope"])
     assert iburi["ig_share"].sum() == pytest.approx(1.0)
     assert j700.folder.name == "resu_senet-j700-seed42"

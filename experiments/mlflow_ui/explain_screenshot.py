@@ -5,7 +5,7 @@ tagged ``landslide.explained`` in headless Chromium at one of its explanation's 
 saves ``explain.png``:
 
     uv run --with playwright python experiments/mlflow_ui/explain_screenshot.py \
-        --store mlruns --artifact explain/gradcam_palu.png
+        --store mlruns --artifact explain/palu/gradcam.png
 """
 
 import argparse
@@ -21,7 +21,7 @@ def main() -> None:
     parser.add_argument("--store", type=Path, default=Path("mlruns"))
     parser.add_argument("--out", type=Path, default=Path("experiments/mlflow_ui"))
     parser.add_argument("--experiment", default="landslide")
-    parser.add_argument("--artifact", default="explain/gradcam_palu.png")
+    parser.add_argument("--artifact", default="explain/palu/gradcam.png")
     parser.add_argument("--chromium", default="/usr/bin/chromium")
     args = parser.parse_args()
 

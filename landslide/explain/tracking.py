@@ -41,7 +41,14 @@ def write_explanation(
     settings: Settings,
     refs: Sequence[str],
 ) -> None:
-    """Write the explanation's files into ``folder``: panels, SE gates, bands, settings.
+    """Write the explanation's files into ``folder``.
+
+    Per domain, a folder ``<domain>/`` with its Grad-CAM panel (``gradcam.png``), band
+    importance (``band_importance.csv``), SE gates (``se_gates.csv``, ResU-SENet) and how
+    they were made (``settings.yaml``); beside them, this explanation's domains together
+    (``band_importance.md``, ``band_importance.png``, ``se_gates.png``, ``settings.yaml``).
+    In a run's artifacts a later explanation of a domain replaces that domain's folder and
+    leaves the others' as they were.
 
     Args:
         folder: an empty folder.
@@ -52,27 +59,37 @@ def write_explanation(
         settings: the knobs, recorded in ``settings.yaml``.
         refs: the models of the panels, as given.
     """
+    record = OmegaConf.to_yaml(
+        OmegaConf.create(
+            {
+                "run_id": subject.run.info.run_id,
+                "run_name": subject.run.info.run_name,
+                "checkpoint": str(subject.model.checkpoint.name),
+                "domains": list(panels),
+                "models_in_panel": list(refs),
+                "explained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "settings": settings.__dict__ | {"cam_indices": _listed(settings.cam_indices)},
+            }
+        )
+    )
     for domain, figure in panels.items():
-        figure.savefig(folder / f"gradcam_{safe_name(domain)}.png", dpi=120)
-    if not gates.empty:
-        gates.to_csv(folder / "se_gates.csv", index=False)
-        figure = excitation_figure(gates, f"SE gates of {subject.label}")
-        figure.savefig(folder / "se_gates.png", dpi=120)
-        plt.close(figure)
-    bands.to_csv(folder / "band_importance.csv", index=False)
+        part = folder / safe_name(domain)
+        part.mkdir()
+        figure.savefig(part / "gradcam.png", dpi=120)
+        bands[bands["domain"] == domain].to_csv(part / "band_importance.csv", index=False)
+        if not gates.empty:
+            gates[gates["domain"] == domain].to_csv(part / "se_gates.csv", index=False)
+        write_atomic(part / "settings.yaml", record)
+    write_atomic(folder / "settings.yaml", record)
     write_atomic(folder / "band_importance.md", band_markdown(bands))
-    figure = band_importance_figure(bands, f"Band importance of {subject.label}")
-    figure.savefig(folder / "band_importance.png", dpi=120)
-    plt.close(figure)
-    record = {
-        "run_id": subject.run.info.run_id,
-        "run_name": subject.run.info.run_name,
-        "checkpoint": str(subject.model.checkpoint.name),
-        "models_in_panel": list(refs),
-        "explained_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "settings": settings.__dict__ | {"cam_indices": _listed(settings.cam_indices)},
+    figures = {
+        "band_importance.png": band_importance_figure(bands, f"Band importance of {subject.label}")
     }
-    write_atomic(folder / "settings.yaml", OmegaConf.to_yaml(OmegaConf.create(record)))
+    if not gates.empty:
+        figures["se_gates.png"] = excitation_figure(gates, f"SE gates of {subject.label}")
+    for name, figure in figures.items():
+        figure.savefig(folder / name, dpi=120)
+        plt.close(figure)
 
 
 def _listed(values: Sequence[int] | None) -> list[int] | None:
