@@ -12,11 +12,13 @@ from torch import Tensor, nn
 
 from landslide.bands import BANDS
 from landslide.config import CONF_DIR, compose_config
+from landslide.data.sampling import Patch
 from landslide.explain.band_importance import ablation_drops, band_means, integrated_gradients
 from landslide.explain.command import run_explain
 from landslide.explain.errors import ExplainError
 from landslide.explain.excitation import excitation_gates, mean_gates
 from landslide.explain.gradcam import landslide_cams
+from landslide.explain.samples import balanced_indices
 from landslide.explain.subjects import load_subject
 from landslide.models import CGNet, LANet, MACUNet, ResUNet, ResUSENet
 from landslide.models.base import AnySizeSegmenter
@@ -129,6 +131,17 @@ def test_se_gates_are_read_per_module_and_averaged_by_patch_kind() -> None:
     assert excitation_gates(ResUNet(widths=(8, 16, 32, 64)), images) == {}
 
 
+def test_patches_are_drawn_balanced_seeded_and_in_test_set_order() -> None:
+    patches = [Patch(row=i, col=0, positive=i % 3 == 0) for i in range(30)]  # 10 positive
+    chosen = balanced_indices(patches, 8, seed=0)
+    assert chosen == sorted(chosen) and len(set(chosen)) == 8
+    assert sum(patches[i].positive for i in chosen) == 4
+    assert balanced_indices(patches, 8, seed=0) == chosen != balanced_indices(patches, 8, seed=1)
+    assert balanced_indices(patches, None, seed=0) == list(range(30))
+    # Too few of one kind: the other fills the count.
+    assert sum(patches[i].positive for i in balanced_indices(patches, 26, seed=0)) == 10
+
+
 def compose_explain(root: Path, overrides: list[str]):
     return compose_config(
         [
@@ -204,6 +217,8 @@ def test_explain_refuses_bad_input_in_one_line_before_writing(
         "its test domains: iburi, jiuzhaigou, palu, luding",
         "gradcam.indices=[100000]": "gradcam.indices: test patch index 100000 of iburi",
         "patches=0": "patches=0: give an integer >= 2 or null",
+        "device=gpu": "device=gpu: not a device; use device=auto, cpu, cuda or cuda:<index>",
+        "device=cuda:99": "device=cuda:99: ",
     }
     for override, message in cases.items():
         cfg = compose_explain(root, ["model=resu_senet-ib700-seed42", "domain=iburi", override])

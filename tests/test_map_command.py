@@ -134,6 +134,8 @@ def test_bad_model_and_settings_are_one_line_errors(store: tuple[Path, str]) -> 
         run_map(compose_map(root, [f"scene={palu}", "model=auto", "window=abc"]))
     with pytest.raises(MappingError, match="^scene= and model= not set; e.g. python map.py"):
         run_map(compose_map(root, []))
+    with pytest.raises(MappingError, match="^device=gpu: not a device; use device=auto, cpu"):
+        run_map(compose_map(root, [f"scene={palu}", "model=auto", "device=gpu"]))
     with pytest.raises(MappingError, match="need 0 <= overlap < window"):
         run_map(compose_map(root, [f"scene={palu}", "model=auto", "overlap=128"]))
     code, output = entry_points.run("map.py", [f"scene={palu}", "model=missing/best.ckpt"], root)

@@ -68,8 +68,8 @@ def run_explain(cfg: DictConfig) -> list[Explanation]:
         )
     refs = [str(r) for r in cfg.model] if isinstance(cfg.model, ListConfig) else [str(cfg.model)]
     settings = settings_from_config(cfg)
-    device = resolve_device(str(cfg.device))
     try:
+        device = resolve_device(str(cfg.device))
         client = open_store(str(cfg.tracking_uri))
     except UserError as err:
         raise ExplainError(str(err)) from None

@@ -12,6 +12,7 @@ from landslide.files import safe_name
 from landslide.mapping.errors import MappingError
 from landslide.mapping.evaluate import MatchRule
 from landslide.mapping.pipeline import MapResult, MapSettings, map_scene
+from landslide.mapping.predict import resolve_device
 from landslide.mapping.runs import Choice, choose_model, resolve_model
 from landslide.mapping.scene import open_scene
 from landslide.mapping.tracking import log_map
@@ -76,6 +77,7 @@ def run_map(cfg: DictConfig) -> MapResult:
             "scene=data/default_world/palu model=auto"
         )
     settings = settings_from_config(cfg)
+    resolve_device(settings.device)  # a bad device is refused before anything is read
     scene_bands = list(cfg.scene_bands) if cfg.scene_bands is not None else None
     scene = open_scene(cfg.scene, cfg.scene_name, scene_bands)
     client = mlflow.MlflowClient(cfg.tracking_uri)

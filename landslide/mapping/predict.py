@@ -19,6 +19,7 @@ from rasterio.windows import Window
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from landslide.mapping.errors import MappingError
 from landslide.mapping.model import TrainedModel
 from landslide.mapping.scene import Scene
 from landslide.mapping.windows import WindowGrid
@@ -57,10 +58,27 @@ DIHEDRAL: tuple[tuple[Flip, Flip], ...] = (
 
 
 def resolve_device(device: str) -> torch.device:
-    """``auto`` is the GPU when there is one, else the CPU."""
+    """``auto`` is the GPU when there is one, else the CPU; others are checked.
+
+    Raises:
+        MappingError: ``device`` is not a torch device, or a CUDA GPU that is not visible.
+    """
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except RuntimeError:
+        raise MappingError(
+            f"device={device}: not a device; use device=auto, cpu, cuda or cuda:<index>"
+        ) from None
+    if resolved.type == "cuda":
+        visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (resolved.index or 0) >= visible:
+            raise MappingError(
+                f"device={device}: {visible} CUDA GPU(s) visible here; use device=auto or "
+                "device=cpu" + (f", or cuda:0 to cuda:{visible - 1}" if visible else "")
+            )
+    return resolved
 
 
 @torch.inference_mode()
