@@ -9,6 +9,7 @@ from typing import Any
 import mlflow
 import torch
 from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
 from omegaconf import ListConfig
 
 from landslide.checkpointing import checkpoint_run_id
@@ -82,7 +83,14 @@ def load_subject(
             "it was trained in"
         ) from None
     log.info("model=%s: %s", ref, choice.reason)
-    cfg = recorded_config(client, run.run)
+    try:
+        cfg = recorded_config(client, run.run)
+    except (MlflowException, OSError, ValueError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ExplainError(
+            f"model={ref}: run {run.run.info.run_name} has no readable config.yaml ({reason}), "
+            "so its test data cannot be rebuilt; explain a run trained by train.py"
+        ) from None
     data = run_datamodule(cfg, run.run)
     changed = changed_data(run.run, data.provenance())
     if changed is not None:
