@@ -92,6 +92,12 @@ def open_store(uri: str) -> mlflow.MlflowClient:
     Raises:
         TrackingError: one line naming the store and the fix.
     """
+    if not uri.strip():
+        # MLflow would fall back to ./mlflow.db in the current folder, a store nobody meant.
+        raise TrackingError(
+            "the MLflow tracking URI is empty (MLFLOW_TRACKING_URI is set to ''); unset it "
+            "to use the project's store, or give logger.tracking_uri / tracking_uri a store"
+        )
     scheme = urlparse(uri).scheme
     if scheme in ("http", "https"):
         _check_server(uri)

@@ -23,6 +23,7 @@ import torch
 from conftest import write_domain
 from hydra.core.global_hydra import GlobalHydra
 
+from landslide.errors import UserError
 from landslide.mlflow_store import open_store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -249,3 +250,12 @@ def test_bad_input_is_one_line_a_failure_and_leaves_nothing(
     new = {p for p in tmp_path.rglob("*")} - before
     assert not [p for p in new if p.suffix in (".ckpt", ".tmp") or ".tmp" in p.name]
     assert not (tmp_path / "data" / "default_world").exists()
+
+
+def test_an_empty_tracking_uri_is_refused_not_a_store_in_the_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError, match="^the MLflow tracking URI is empty"):
+        open_store(" ")
+    assert list(tmp_path.iterdir()) == []  # MLflow's fallback ./mlflow.db was not made
