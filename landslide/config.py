@@ -5,7 +5,8 @@ constructor's error into the project's one-line error.
 """
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,21 @@ register_resolvers()
 def in_multirun() -> bool:
     """Whether this is one job of a Hydra multirun."""
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+@contextmanager
+def hydra_config_of(config: DictConfig) -> Iterator[None]:
+    """Within the block, ``${hydra:...}`` resolves against ``config``'s ``hydra`` node.
+
+    A Hydra callback's ``on_multirun_start`` gets the sweep's config before Hydra sets it
+    as the current one; resolving its paths needs it set, and the previous one back after.
+    """
+    previous = HydraConfig.instance().cfg
+    HydraConfig.instance().set_config(config)
+    try:
+        yield
+    finally:
+        HydraConfig.instance().cfg = previous
 
 
 def compose_config(

@@ -15,10 +15,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from landslide.config import hydra_config_of
 from landslide.sweeps import planned_overrides, sweep_dir
 
 log = logging.getLogger(__name__)
@@ -105,12 +105,8 @@ class DryRun(Callback):
         """Print the sweep's jobs (and sbatch script) and exit."""
         if not OmegaConf.select(config, "dry_run", default=False):
             return
-        previous = HydraConfig.instance().cfg
-        HydraConfig.instance().set_config(config)  # ${hydra:...} in the settings
-        try:
+        with hydra_config_of(config):  # ${hydra:...} in the settings
             print(launch_plan(config), flush=True)
-        finally:
-            HydraConfig.instance().cfg = previous
         raise SystemExit(0)
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:

@@ -47,6 +47,7 @@ from mlflow.entities import Metric, Param, Run
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NOTE
 from omegaconf import DictConfig, OmegaConf
 
+from landslide.config import hydra_config_of
 from landslide.distributed import global_rank
 from landslide.errors import ConfigError, UserError
 from landslide.files import write_atomic
@@ -239,16 +240,12 @@ class SweepRun(Callback):
             return
         if OmegaConf.select(config, "dry_run", default=False):
             return  # nothing runs (landslide.launch_plan)
-        previous = HydraConfig.instance().cfg
-        HydraConfig.instance().set_config(config)  # ${hydra:runtime.cwd} in the paths
-        try:
+        with hydra_config_of(config):  # ${hydra:runtime.cwd} in the paths
             uri = str(config.logger.tracking_uri)
             experiment_name = str(config.logger.experiment_name)
             artifact_location = OmegaConf.select(config, "logger.artifact_location")
             mlruns_dir = OmegaConf.select(config, "paths.mlruns_dir", default=None)
             folder = sweep_dir(config.hydra)
-        finally:
-            HydraConfig.instance().cfg = previous
         if uri.startswith("sqlite:") and mlruns_dir and sqlite_path(uri).parent == Path(mlruns_dir):
             Path(mlruns_dir).mkdir(parents=True, exist_ok=True)  # the default store
         try:

@@ -153,12 +153,9 @@ def follow(handoff: Handoff) -> dict[str, float]:
     task, _, trainer, checkpoint = _trainer_parts(
         cfg, datamodule, handoff.run_id, Path(handoff.checkpoint_dir), Interrupts()
     )
-    if cfg.compile:
-        task.model.compile()
-    trainer.fit(task, datamodule=datamodule, ckpt_path=handoff.resume_from, weights_only=True)
-    best = checkpoint.best_model_path  # the owner's: the monitored loss is synchronised
-    trainer.test(task, datamodule=datamodule, ckpt_path=best, verbose=False, weights_only=True)
-    return {k: float(v) for k, v in trainer.callback_metrics.items()}
+    # The owner's kept checkpoint: the monitored loss is synchronised.
+    best = _fit_kept(cfg, task, trainer, datamodule, checkpoint, handoff.resume_from)
+    return _test(trainer, task, datamodule, best)
 
 
 def _seeded_data(cfg: DictConfig) -> LandslideDataModule:
@@ -211,8 +208,8 @@ def _fit_and_test(
     task, logger, trainer, checkpoint = _trainer_parts(
         cfg, datamodule, run.run_id, run.checkpoint_dir, interrupts
     )
+    resume_from = str(run.resume_from) if run.resume_from else None
     if trainer.world_size > 1:  # tell the other ranks which run they train
-        resume_from = str(run.resume_from) if run.resume_from else None
         handoff = Handoff(resolved(cfg), run.run_id, str(run.checkpoint_dir), resume_from)
         publish(handoff, cfg.paths.output_dir)
 
@@ -230,22 +227,11 @@ def _fit_and_test(
     else:
         client.set_tag(run_id, RESUMED_FROM, str(run.resume_from))
     client.set_tag(run_id, OUTPUT_DIR, cfg.paths.output_dir)
-    if cfg.compile:
-        # Compiles the network's forward in place (nn.Module.compile): its checkpoint keys
-        # stay those of the uncompiled network, so maps and resumes load it either way.
-        task.model.compile()
     with system_metrics(logger):
-        trainer.fit(task, datamodule=datamodule, ckpt_path=run.resume_from, weights_only=True)
-        best = checkpoint.best_model_path
-        if not best:
-            raise RuntimeError(
-                "no checkpoint was saved: validation never ran; allow validation batches "
-                "(trainer.limit_val_batches > 0) so the lowest-validation-loss model can be kept"
-            )
+        best = _fit_kept(cfg, task, trainer, datamodule, checkpoint, resume_from)
         if checkpoint_run_id(best) != run.run_id:
             raise RuntimeError(f"{best} holds another run's weights; refusing to test them")
-        trainer.test(task, datamodule=datamodule, ckpt_path=best, verbose=False, weights_only=True)
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        metrics = _test(trainer, task, datamodule, best)
         # The selection criterion: the kept checkpoint's (lowest) validation loss.
         monitor, score = checkpoint.monitor, checkpoint.best_model_score
         if monitor is None or score is None:
@@ -259,6 +245,41 @@ def _fit_and_test(
     metrics[monitor] = float(score)
     log.info("Test metrics of %s:\n%s", run.name, metrics_table(metrics, task.test_domains))
     return metrics
+
+
+def _fit_kept(
+    cfg: DictConfig,
+    task: SegmentationTask,
+    trainer: L.Trainer,
+    datamodule: LandslideDataModule,
+    checkpoint: ModelCheckpoint,
+    resume_from: str | None,
+) -> str:
+    """Fit (compiled if ``cfg.compile``), from ``resume_from``; the kept checkpoint's path.
+
+    Raises:
+        RuntimeError: no checkpoint was kept (validation never ran).
+    """
+    if cfg.compile:
+        # Compiles the network's forward in place (nn.Module.compile): its checkpoint keys
+        # stay those of the uncompiled network, so maps and resumes load it either way.
+        task.model.compile()
+    trainer.fit(task, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
+    best = checkpoint.best_model_path
+    if not best:
+        raise RuntimeError(
+            "no checkpoint was saved: validation never ran; allow validation batches "
+            "(trainer.limit_val_batches > 0) so the lowest-validation-loss model can be kept"
+        )
+    return str(best)
+
+
+def _test(
+    trainer: L.Trainer, task: SegmentationTask, datamodule: LandslideDataModule, best: str
+) -> dict[str, float]:
+    """Test the kept checkpoint on every test domain; the metrics the trainer collected."""
+    trainer.test(task, datamodule=datamodule, ckpt_path=best, verbose=False, weights_only=True)
+    return {k: float(v) for k, v in trainer.callback_metrics.items()}
 
 
 def _record_results(
