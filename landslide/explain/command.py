@@ -27,7 +27,7 @@ from landslide.explain.band_importance import integrated_gradients as attribute_
 from landslide.explain.errors import ExplainError
 from landslide.explain.excitation import excitation_gates, mean_gates
 from landslide.explain.figures import gradcam_panel
-from landslide.explain.gradcam import cam_regions, landslide_cams, probabilities
+from landslide.explain.gradcam import cam_regions, landslide_cams
 from landslide.explain.samples import DomainSamples, balanced_indices, read_test_patches
 from landslide.explain.settings import Settings, settings_from_config
 from landslide.explain.subjects import Subject, choose_domains, load_subject
@@ -118,18 +118,17 @@ def _measure(
     subject: Subject, domains: Sequence[str], settings: Settings
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Band importance and SE gates of one model on each domain's drawn test patches."""
-    network, device = subject.network, next(subject.network.parameters()).device
     bands_tables, gate_tables = [], []
     for domain in domains:
         patches = subject.data.pools[domain].test
         indices = balanced_indices(patches, settings.patches, settings.seed)
         samples = read_test_patches(subject.data, domain, indices)
         log.info("%s on %s: %d test patches", subject.label, domain, len(indices))
-        gates = excitation_gates(network, samples.images, settings.batch_size)
+        gates = excitation_gates(subject.network, samples.images, settings.batch_size)
         if gates:
             gate_tables.append(mean_gates(gates, samples.positive, domain))
         base_f1, drops = ablation_drops(
-            lambda images: network(images.to(device))[:, 0].sigmoid(),
+            subject.predict,
             samples.images,
             samples.masks,
             subject.model.threshold,
@@ -151,9 +150,9 @@ def _attributions(subject: Subject, samples: DomainSamples, settings: Settings) 
     rng = np.random.default_rng(settings.seed)
     keep = sorted(rng.permutation(len(positive))[: settings.ig_patches].tolist())
     chosen = samples.subset(positive[keep])
-    device = next(subject.network.parameters()).device
+    device = subject.device
     attributions, errors = attribute_bands(
-        lambda images: subject.network(images)[:, 0],
+        subject.model.task,  # its forward: landslide logits [N, H, W]
         chosen.images.to(device),
         (chosen.masks == 1).to(device),
         band_means(samples.images).to(device),
@@ -196,7 +195,7 @@ def _panel(subjects: Sequence[Subject], domain: str, settings: Settings) -> Figu
             )
         shown = shown or samples
         try:
-            probs = probabilities(subject.network, samples.images, settings.batch_size)
+            probs = subject.predict(samples.images)
             regions = cam_regions(samples.masks, probs, subject.model.threshold)
             heatmaps[subject.label] = landslide_cams(
                 subject.network,

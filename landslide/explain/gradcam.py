@@ -10,7 +10,6 @@ either, every labelled pixel.
 """
 
 import numpy as np
-import torch
 import torch.nn.functional as F
 from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.model_targets import SemanticSegmentationTarget
@@ -35,18 +34,6 @@ def cam_regions(masks: Tensor, probabilities: Tensor, threshold: float) -> Tenso
         if not regions[i].any():
             regions[i] = mapped[i] if mapped[i].any() else labelled[i]
     return regions
-
-
-@torch.no_grad()
-def probabilities(network: AnySizeSegmenter, images: Tensor, batch_size: int = 16) -> Tensor:
-    """The network's landslide probability ``[N, H, W]`` for ``images`` ``[N, C, H, W]``."""
-    network.eval()
-    device = next(network.parameters()).device
-    outputs = [
-        network(images[i : i + batch_size].to(device))[:, 0].sigmoid().cpu()
-        for i in range(0, len(images), batch_size)
-    ]
-    return torch.cat(outputs)
 
 
 def landslide_cams(

@@ -11,6 +11,7 @@ import torch
 from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 from omegaconf import ListConfig
+from torch import Tensor
 
 from landslide.checkpointing import checkpoint_run_id
 from landslide.data.datamodule import LandslideDataModule
@@ -42,6 +43,16 @@ class Subject:
     data: LandslideDataModule
     network: AnySizeSegmenter
     label: str
+
+    @property
+    def device(self) -> torch.device:
+        """Where the network is."""
+        return next(self.network.parameters()).device
+
+    @torch.no_grad()
+    def predict(self, images: Tensor) -> Tensor:
+        """Landslide probabilities ``[N, H, W]`` (on the CPU) of normalised bands, as tested."""
+        return self.model.task.predict_step({"image": images.to(self.device)}).cpu()
 
 
 def load_subject(
